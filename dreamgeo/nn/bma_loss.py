@@ -1,0 +1,155 @@
+r"""Behaviour-Modal Alignment (BMA) loss of DREAM."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["BMALoss", "BMAParts", "info_nce"]
+
+
+def info_nce(anchor: Tensor, positive: Tensor, tau: float = 0.2) -> Tensor:
+    r"""InfoNCE with in-batch negatives on L2-normalized rows, averaged over the batch:
+
+    .. math::
+        \frac{1}{B} \sum_{k=1}^{B} -\log \frac{\exp(\hat{\mathbf{a}}_k^\top
+        \hat{\mathbf{p}}_k / \tau)}{\sum_{j=1}^{B} \exp(\hat{\mathbf{a}}_k^\top
+        \hat{\mathbf{p}}_j / \tau)}, \qquad \hat{\mathbf{x}} = \mathbf{x} / \|\mathbf{x}\|_2
+
+    Args:
+        anchor (torch.Tensor): Anchors ``[B, d]``.
+        positive (torch.Tensor): Row ``k`` is the positive of anchor ``k``; every other row
+            is a negative of it. ``[B, d]``.
+        tau (float, optional): Temperature :math:`\tau`. (default: :obj:`0.2`)
+
+    Shapes:
+        - **output:** scalar
+    """
+    logits = F.normalize(anchor, dim=-1) @ F.normalize(positive, dim=-1).t()
+    target = torch.arange(anchor.size(0), device=anchor.device)
+    return F.cross_entropy(logits / tau, target)
+
+
+class BMAParts(NamedTuple):
+    r"""The four unweighted InfoNCE terms of :class:`BMALoss`."""
+
+    bia: Tensor
+    mia: Tensor
+    inter_user: Tensor
+    inter_item: Tensor
+
+    @property
+    def intra(self) -> Tensor:
+        return self.bia + self.mia
+
+    @property
+    def inter(self) -> Tensor:
+        return self.inter_user + self.inter_item
+
+
+class BMALoss(torch.nn.Module):
+    r"""The Behaviour-Modal Alignment loss of "DREAM: A Dual Representation Learning
+    Model for Multimodal Recommendation" (Zhang et al., 2024, Eq. 9–11),
+    usable with any recommender that has a behaviour (ID / collaborative) and a modal
+    (content) representation for users and items.
+
+    **Contract.** The four inputs are ``[B, d]`` tensors whose ``k``-th rows belong to one
+    interacted pair :math:`(u_k, i_k)` of the batch: ``user_behavior[k]`` =
+    :math:`\bar{\mathbf{e}}_B^{u_k}`, ``item_behavior[k]`` =
+    :math:`\bar{\mathbf{e}}_B^{i_k}`, ``user_modal[k]`` = :math:`\bar{\mathbf{e}}_M^{u_k}`,
+    ``item_modal[k]`` = :math:`\bar{\mathbf{e}}_M^{i_k}`. All other rows of the batch are
+    the negatives of row ``k`` (in-batch negatives; a user or item repeated in the batch
+    is also a negative of itself, as in DREAM/MMRec). With InfoNCE as in :func:`info_nce`:
+
+    .. math::
+        \mathcal{L}_{Intra} &= \underbrace{\mathrm{InfoNCE}(\bar{\mathbf{E}}_B^u,
+        \bar{\mathbf{E}}_B^i)}_{\text{BIA}} + \underbrace{\mathrm{InfoNCE}(
+        \bar{\mathbf{E}}_M^u, \bar{\mathbf{E}}_M^i)}_{\text{MIA}}
+
+        \mathcal{L}_{Inter} &= \mathrm{InfoNCE}(\bar{\mathbf{E}}_B^u, \bar{\mathbf{E}}_M^u)
+        + \mathrm{InfoNCE}(\bar{\mathbf{E}}_B^i, \bar{\mathbf{E}}_M^i)
+
+        \mathcal{L}_{BMA} &= w_{intra} \mathcal{L}_{Intra} + w_{inter} \mathcal{L}_{Inter}
+
+    The paper sums over the batch; we average (the weights :math:`\alpha, \beta` absorb
+    the factor :math:`B`, and averages keep them independent of the batch size).
+    Every call stores its unweighted parts in :attr:`last_parts` (:class:`BMAParts`:
+    ``bia``, ``mia``, ``inter_user``, ``inter_item``); :meth:`parts` computes them only.
+
+    Args:
+        tau (float, optional): Temperature :math:`\tau`. (default: :obj:`0.2`)
+        intra_weight (float, optional): :math:`\alpha`, weight of Intra-Alignment;
+            :obj:`0` skips its computation. (default: :obj:`0.01`)
+        inter_weight (float, optional): :math:`\beta`, weight of Inter-Alignment;
+            :obj:`0` skips its computation. (default: :obj:`0.01`)
+
+    Shapes:
+        - **input:** four tensors ``[B, d]``
+        - **output:** scalar
+    """
+
+    def __init__(
+        self, tau: float = 0.2, intra_weight: float = 0.01, inter_weight: float = 0.01
+    ):
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f"BMALoss: tau must be > 0, got {tau}")
+        if intra_weight < 0 or inter_weight < 0:
+            raise ValueError(
+                "BMALoss: intra_weight and inter_weight must be >= 0, got "
+                f"{intra_weight} and {inter_weight}"
+            )
+        self.tau = tau
+        self.intra_weight = intra_weight
+        self.inter_weight = inter_weight
+        self.last_parts: BMAParts | None = None
+
+    def parts(
+        self,
+        user_behavior: Tensor,
+        item_behavior: Tensor,
+        user_modal: Tensor,
+        item_modal: Tensor,
+    ) -> BMAParts:
+        r"""The four unweighted terms. Terms whose weight is zero are returned as zeros
+        without being computed."""
+        shape = user_behavior.shape
+        for name, tensor in (
+            ("item_behavior", item_behavior),
+            ("user_modal", user_modal),
+            ("item_modal", item_modal),
+        ):
+            if tensor.shape != shape:
+                raise ValueError(
+                    f"BMALoss: {name} has shape {tuple(tensor.shape)}, expected "
+                    f"{tuple(shape)} like user_behavior (rows are interacted pairs)"
+                )
+        zero = user_behavior.new_zeros(())
+        bia = mia = inter_user = inter_item = zero
+        if self.intra_weight > 0:
+            bia = info_nce(user_behavior, item_behavior, self.tau)
+            mia = info_nce(user_modal, item_modal, self.tau)
+        if self.inter_weight > 0:
+            inter_user = info_nce(user_behavior, user_modal, self.tau)
+            inter_item = info_nce(item_behavior, item_modal, self.tau)
+        return BMAParts(bia, mia, inter_user, inter_item)
+
+    def forward(
+        self,
+        user_behavior: Tensor,
+        item_behavior: Tensor,
+        user_modal: Tensor,
+        item_modal: Tensor,
+    ) -> Tensor:
+        parts = self.parts(user_behavior, item_behavior, user_modal, item_modal)
+        self.last_parts = BMAParts(*(p.detach() for p in parts))
+        return self.intra_weight * parts.intra + self.inter_weight * parts.inter
+
+    def extra_repr(self) -> str:
+        return (
+            f"tau={self.tau}, intra_weight={self.intra_weight}, "
+            f"inter_weight={self.inter_weight}"
+        )

@@ -1,0 +1,482 @@
+r"""DREAM: A Dual Representation Learning Model for Multimodal Recommendation."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from dreamgeo.datasets.schema import (
+    INTERACTS,
+    ITEM,
+    USER,
+    feature_key,
+    modality_names,
+    similarity_edge_type,
+)
+from dreamgeo.models.base import Recommender
+from dreamgeo.nn.bma_loss import BMALoss
+from dreamgeo.nn.bpr_loss import BPRLoss
+from dreamgeo.nn.conv import BipartiteLGConv
+from dreamgeo.nn.modal_encoder import ModalEncoder
+from dreamgeo.nn.s3_loss import S3Loss
+from dreamgeo.nn.sparse import SparseOperator
+
+__all__ = ["DREAM", "DualRepresentation", "ABLATIONS", "default_modal_weights"]
+
+log = logging.getLogger(__name__)
+
+#: The rows of the paper's Table 3 as constructor overrides of :class:`DREAM`.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "no_filter_gate": {"use_filter_gate": False},
+    "no_relation_graphs": {"use_relation_graphs": False},
+    "no_text_encoder": {"plain_modalities": ("text",)},
+    "no_image_encoder": {"plain_modalities": ("image",)},
+    "no_encoders": {"use_filter_gate": False, "use_relation_graphs": False},
+    "no_s3": {"use_s3": False},
+    "no_inter": {"use_inter": False},
+    "no_intra": {"use_intra": False},
+    "no_alignment": {"use_intra": False, "use_inter": False},
+}
+
+
+def default_modal_weights(modalities: Sequence[str]) -> dict[str, float]:
+    r"""The paper's :math:`\alpha_V = 0.3, \alpha_T = 0.7` for image + text, uniform
+    weights for any other set of modalities."""
+    if sorted(modalities) == ["image", "text"]:
+        return {"image": 0.3, "text": 0.7}
+    return {m: 1.0 / len(modalities) for m in modalities}
+
+
+class DualRepresentation(NamedTuple):
+    r"""Behaviour (:math:`\bar{\mathbf{E}}_B`) and modal (:math:`\bar{\mathbf{E}}_M`)
+    representations of all users ``[M, d]`` and items ``[N, d]``."""
+
+    user_behavior: Tensor
+    item_behavior: Tensor
+    user_modal: Tensor
+    item_modal: Tensor
+
+
+class DREAM(Recommender):
+    r"""DREAM from "DREAM: A Dual Representation Learning Model for Multimodal
+    Recommendation" (Zhang et al., 2024), read as in ``DESIGN.md`` section 3.
+
+    Two parallel lines compute a behaviour and a modal representation for every user and
+    item:
+
+    * **Behaviour line** (Eq. 1–3): LightGCN over :math:`\mathbf{D}^{-1/2}\mathbf{A}
+      \mathbf{D}^{-1/2}`, :math:`L` layers, mean over layers → :math:`\bar{\mathbf{E}}_B`.
+    * **Modal line** (Eq. 4–7): per modality a :class:`~dreamgeo.nn.ModalEncoder`
+      (filter gate shared by users and items, one layer over the item–item and
+      user–user top-:math:`k` cosine graphs), fused as :math:`\bar{\mathbf{E}}_M =
+      \sum_m \alpha_m \bar{\mathbf{E}}_m` with :math:`\sum_m \alpha_m = 1`.
+
+    Scores use :math:`\mathbf{E}_G = \bar{\mathbf{E}}_B + \bar{\mathbf{E}}_M` (Eq. 12),
+    :math:`\hat{y}_{ui} = \mathbf{e}_G^{u\top}\mathbf{e}_G^i`. The objective (Eq. 14) on a
+    batch of triples :math:`(u, i^+, i^-)` is
+
+    .. math::
+        \mathcal{L} = \mathcal{L}_{BPR} + \lambda \mathcal{L}_{reg}
+        + \alpha \mathcal{L}_{Intra} + \beta \mathcal{L}_{Inter}
+        + \gamma (\mathcal{L}_{S3}^{u} + \mathcal{L}_{S3}^{i})
+
+    with :class:`~dreamgeo.nn.BMALoss` on the batch's :math:`(u, i^+)` rows and
+    :class:`~dreamgeo.nn.S3Loss` on the batch's users and positive items against their raw
+    features (user features: mean of their training items' features).
+
+    Every part can be switched off for the paper's ablations (Table 3, see
+    :data:`ABLATIONS` and :meth:`from_ablation`); a switched-off part has no parameters,
+    no stored graph and no compute. "w/o <m> encoder" removes modality :math:`m`'s
+    Modal-specific Encoder (filter gate and relation graphs, the paper's definition of the
+    encoder), leaving a plain linear projection of its features.
+
+    Args:
+        data (HeteroData, optional): The dataset (``DESIGN.md`` section 2). Relation
+            graphs stored in it are used; missing ones are built with
+            :func:`dreamgeo.graph.build_relation_graphs` (and stored in it).
+            Alternatively give :obj:`num_users`, :obj:`num_items`, :obj:`edge_index` and
+            :obj:`features` (and optionally :obj:`relation_graphs`). (default: :obj:`None`)
+        num_users (int, optional): :math:`M`, without :obj:`data`.
+        num_items (int, optional): :math:`N`, without :obj:`data`.
+        edge_index (torch.Tensor, optional): Training interactions ``[2, E]``, without
+            :obj:`data`.
+        features (Mapping[str, torch.Tensor], optional): Raw item features per modality
+            ``[N, d_m]``, without :obj:`data`.
+        relation_graphs (Mapping[tuple[str, str], tuple[Tensor, Tensor]], optional):
+            ``(node_type, modality) -> (edge_index, edge_weight)``, without :obj:`data`;
+            built when missing. (default: :obj:`None`)
+        embedding_dim (int, optional): :math:`d`. (default: :obj:`64`)
+        num_layers (int, optional): Behaviour-line layers :math:`L`. (default: :obj:`2`)
+        knn_k (int, optional): Neighbours per row of the relation graphs.
+            (default: :obj:`10`)
+        modal_weights (Mapping[str, float], optional): :math:`\alpha_m`, non-negative and
+            summing to 1. (default: :func:`default_modal_weights`)
+        tau (float, optional): InfoNCE temperature. (default: :obj:`0.2`)
+        intra_weight (float, optional): :math:`\alpha`. (default: :obj:`0.01`)
+        inter_weight (float, optional): :math:`\beta`. (default: :obj:`0.01`)
+        s3_weight (float, optional): :math:`\gamma`. (default: :obj:`0.1`)
+        reg_weight (float, optional): :math:`\lambda`. (default: :obj:`1e-4`)
+        use_filter_gate (bool, optional): Filter gates. (default: :obj:`True`)
+        use_relation_graphs (bool, optional): Relation graphs. (default: :obj:`True`)
+        plain_modalities (Sequence[str], optional): Modalities whose encoder (gate and
+            graphs) is removed. (default: :obj:`()`)
+        use_s3 (bool, optional): S3 loss. (default: :obj:`True`)
+        use_intra (bool, optional): Intra-Alignment. (default: :obj:`True`)
+        use_inter (bool, optional): Inter-Alignment. (default: :obj:`True`)
+        graph_cache_dir (str, optional): Where built relation graphs are cached.
+            (default: :obj:`None`, no cache)
+        knn_mode (str, optional): ``"exact"`` or ``"ivf"`` top-:math:`k` search.
+            (default: :obj:`"exact"`)
+    """
+
+    def __init__(
+        self,
+        data: HeteroData | None = None,
+        *,
+        num_users: int | None = None,
+        num_items: int | None = None,
+        edge_index: Tensor | None = None,
+        features: Mapping[str, Tensor] | None = None,
+        relation_graphs: Mapping[tuple[str, str], tuple[Tensor, Tensor]] | None = None,
+        embedding_dim: int = 64,
+        num_layers: int = 2,
+        knn_k: int = 10,
+        modal_weights: Mapping[str, float] | None = None,
+        tau: float = 0.2,
+        intra_weight: float = 0.01,
+        inter_weight: float = 0.01,
+        s3_weight: float = 0.1,
+        reg_weight: float = 1e-4,
+        use_filter_gate: bool = True,
+        use_relation_graphs: bool = True,
+        plain_modalities: Sequence[str] = (),
+        use_s3: bool = True,
+        use_intra: bool = True,
+        use_inter: bool = True,
+        graph_cache_dir: str | None = None,
+        knn_mode: str = "exact",
+    ):
+        data = _as_hetero_data(
+            data, num_users, num_items, edge_index, features, relation_graphs
+        )
+        super().__init__(data[USER].num_nodes, data[ITEM].num_nodes)
+        modalities = modality_names(data)
+        if not modalities:
+            raise ValueError("DREAM needs at least one modality (data['item'].x_<m>)")
+        unknown = sorted(set(plain_modalities) - set(modalities))
+        if unknown:
+            raise ValueError(
+                f"DREAM: plain_modalities {unknown} are not modalities of the data "
+                f"{modalities}"
+            )
+        self.modalities = modalities
+        self.modal_weights = _check_modal_weights(
+            dict(modal_weights) if modal_weights else default_modal_weights(modalities),
+            modalities,
+        )
+        for name, value in (("embedding_dim", embedding_dim), ("knn_k", knn_k)):
+            if value <= 0:
+                raise ValueError(f"DREAM: {name} must be > 0, got {value}")
+        for name, value in (
+            ("intra_weight", intra_weight),
+            ("inter_weight", inter_weight),
+            ("s3_weight", s3_weight),
+            ("reg_weight", reg_weight),
+        ):
+            if value < 0 or not math.isfinite(value):
+                raise ValueError(
+                    f"DREAM: {name} must be a finite number >= 0, got {value}"
+                )
+
+        self.hparams = dict(
+            embedding_dim=embedding_dim,
+            num_layers=num_layers,
+            knn_k=knn_k,
+            modal_weights=self.modal_weights,
+            tau=tau,
+            intra_weight=intra_weight,
+            inter_weight=inter_weight,
+            s3_weight=s3_weight,
+            reg_weight=reg_weight,
+            use_filter_gate=use_filter_gate,
+            use_relation_graphs=use_relation_graphs,
+            plain_modalities=tuple(plain_modalities),
+            use_s3=use_s3,
+            use_intra=use_intra,
+            use_inter=use_inter,
+        )
+        self.embedding_dim = embedding_dim
+        self.num_layers = num_layers
+
+        self.user_embedding = torch.nn.Embedding(self.num_users, embedding_dim)
+        self.item_embedding = torch.nn.Embedding(self.num_items, embedding_dim)
+        train_edges = data[INTERACTS].edge_index.long()
+        self.register_buffer("edge_index", train_edges, persistent=False)
+        self.conv = BipartiteLGConv(cached=True)
+
+        user, item = train_edges
+        user_degree = torch.bincount(user, minlength=self.num_users).clamp(min=1)
+        self.user_mean = SparseOperator(
+            user,
+            item,
+            1.0 / user_degree[user].float(),
+            (self.num_users, self.num_items),
+        )
+
+        graph_modalities = (
+            [m for m in modalities if m not in plain_modalities]
+            if use_relation_graphs
+            else []
+        )
+        if graph_modalities:
+            _ensure_relation_graphs(
+                data, graph_modalities, knn_k, graph_cache_dir, knn_mode
+            )
+
+        self.encoders = torch.nn.ModuleDict()
+        self.user_graphs = torch.nn.ModuleDict()
+        self.item_graphs = torch.nn.ModuleDict()
+        for m in modalities:
+            x = data[ITEM][feature_key(m)]
+            self.register_buffer(f"features_{m}", x.float(), persistent=False)
+            plain = m in plain_modalities
+            use_graph = m in graph_modalities
+            self.encoders[m] = ModalEncoder(
+                x.size(1),
+                embedding_dim,
+                use_gate=use_filter_gate and not plain,
+                use_graph=use_graph,
+            )
+            if use_graph:
+                self.user_graphs[m] = _graph_operator(data, USER, m)
+                self.item_graphs[m] = _graph_operator(data, ITEM, m)
+
+        self.bpr = BPRLoss(reg_weight)
+        self.bma = None
+        if use_intra or use_inter:
+            self.bma = BMALoss(
+                tau,
+                intra_weight=intra_weight if use_intra else 0.0,
+                inter_weight=inter_weight if use_inter else 0.0,
+            )
+        self.s3 = S3Loss(include_constant=False) if use_s3 and s3_weight > 0 else None
+        self.s3_weight = s3_weight
+        self.reset_parameters()
+
+    @classmethod
+    def from_ablation(
+        cls, name: str, data: HeteroData | None = None, **kwargs
+    ) -> DREAM:
+        r"""DREAM with the parts of the paper's Table 3 row ``name`` removed (a key of
+        :data:`ABLATIONS`, e.g. ``"no_s3"``); ``kwargs`` as in the constructor."""
+        if name not in ABLATIONS:
+            raise ValueError(
+                f"Unknown ablation '{name}'; choose one of {sorted(ABLATIONS)}"
+            )
+        return cls(data, **{**kwargs, **ABLATIONS[name]})
+
+    def reset_parameters(self):
+        torch.nn.init.xavier_uniform_(self.user_embedding.weight)
+        torch.nn.init.xavier_uniform_(self.item_embedding.weight)
+        for encoder in self.encoders.values():
+            encoder.reset_parameters()
+
+    def features(self, modality: str) -> Tensor:
+        r"""Raw item features ``[N, d_m]`` of ``modality``."""
+        return getattr(self, f"features_{modality}")
+
+    def behavior(self) -> tuple[Tensor, Tensor]:
+        r"""The behaviour line: :math:`\bar{\mathbf{E}}_B^u, \bar{\mathbf{E}}_B^i`."""
+        user = self.user_embedding.weight
+        item = self.item_embedding.weight
+        user_sum, item_sum = user, item
+        for _ in range(self.num_layers):
+            user, item = self.conv(user, item, self.edge_index)
+            user_sum = user_sum + user
+            item_sum = item_sum + item
+        scale = 1.0 / (self.num_layers + 1)
+        return user_sum * scale, item_sum * scale
+
+    def modal(self) -> tuple[Tensor, Tensor]:
+        r"""The modal line: :math:`\bar{\mathbf{E}}_M^u, \bar{\mathbf{E}}_M^i`."""
+        user_modal = item_modal = None
+        for m, encoder in self.encoders.items():
+            user, item = encoder(
+                self.features(m),
+                self.user_mean,
+                self.user_embedding.weight,
+                self.item_embedding.weight,
+                self.user_graphs[m] if m in self.user_graphs else None,
+                self.item_graphs[m] if m in self.item_graphs else None,
+            )
+            weight = self.modal_weights[m]
+            user_modal = (
+                weight * user if user_modal is None else user_modal + weight * user
+            )
+            item_modal = (
+                weight * item if item_modal is None else item_modal + weight * item
+            )
+        return user_modal, item_modal
+
+    def representations(self) -> DualRepresentation:
+        r"""Both representations of every user and item."""
+        return DualRepresentation(*self.behavior(), *self.modal())
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        rep = self.representations()
+        return rep.user_behavior + rep.user_modal, rep.item_behavior + rep.item_modal
+
+    def user_features(self, modality: str, users: Tensor) -> Tensor:
+        r"""Raw features of ``users`` (``[B]``): means of their training items'
+        features, ``[B, d_m]``, gathered without materializing all users."""
+        matrix = self.user_mean.matrix
+        crow, col, value = matrix.crow_indices(), matrix.col_indices(), matrix.values()
+        start = crow[users]
+        count = crow[users + 1] - start
+        total = int(count.sum())
+        row = torch.repeat_interleave(
+            torch.arange(users.numel(), device=users.device), count
+        )
+        offset = torch.repeat_interleave(start - (count.cumsum(0) - count), count)
+        position = offset + torch.arange(total, device=users.device)
+        x = self.features(modality)
+        out = x.new_zeros(users.numel(), x.size(1))
+        return out.index_add_(0, row, x[col[position]] * value[position].unsqueeze(-1))
+
+    def loss(
+        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        rep = self.representations()
+        user_final = rep.user_behavior[users] + rep.user_modal[users]
+        pos_final = rep.item_behavior[pos_items] + rep.item_modal[pos_items]
+        neg_final = rep.item_behavior[neg_items] + rep.item_modal[neg_items]
+        bpr = self.bpr.ranking(
+            (user_final * pos_final).sum(-1), (user_final * neg_final).sum(-1)
+        )
+        reg = self.bpr.regularization(
+            self.user_embedding(users),
+            self.item_embedding(pos_items),
+            self.item_embedding(neg_items),
+        )
+        total = bpr + self.bpr.reg_weight * reg
+        parts = {"bpr": bpr.detach(), "reg": reg.detach()}
+
+        if self.bma is not None:
+            total = total + self.bma(
+                rep.user_behavior[users],
+                rep.item_behavior[pos_items],
+                rep.user_modal[users],
+                rep.item_modal[pos_items],
+            )
+            bma_parts = self.bma.last_parts
+            if self.bma.intra_weight > 0:
+                parts["intra"] = bma_parts.intra
+            if self.bma.inter_weight > 0:
+                parts["inter"] = bma_parts.inter
+
+        if self.s3 is not None:
+            weights = [self.modal_weights[m] for m in self.modalities]
+            s3_item = self.s3(
+                rep.item_modal[pos_items],
+                [self.features(m)[pos_items] for m in self.modalities],
+                weights,
+            )
+            s3_user = self.s3(
+                rep.user_modal[users],
+                [self.user_features(m, users) for m in self.modalities],
+                weights,
+            )
+            total = total + self.s3_weight * (s3_item + s3_user)
+            parts["s3"] = (s3_item + s3_user).detach()
+        return total, parts
+
+
+def _check_modal_weights(
+    weights: dict[str, float], modalities: list[str]
+) -> dict[str, float]:
+    if set(weights) != set(modalities):
+        raise ValueError(
+            f"DREAM: modal_weights must name exactly the modalities {modalities}, got "
+            f"{sorted(weights)}"
+        )
+    if any(w < 0 or not math.isfinite(w) for w in weights.values()):
+        raise ValueError(f"DREAM: modal_weights must be >= 0, got {weights}")
+    if abs(sum(weights.values()) - 1.0) > 1e-6:
+        raise ValueError(
+            f"DREAM: modal_weights must sum to 1 (Eq. 7), got {weights} "
+            f"(sum {sum(weights.values()):.6g})"
+        )
+    return {m: float(weights[m]) for m in modalities}
+
+
+def _as_hetero_data(
+    data: HeteroData | None,
+    num_users: int | None,
+    num_items: int | None,
+    edge_index: Tensor | None,
+    features: Mapping[str, Tensor] | None,
+    relation_graphs: Mapping[tuple[str, str], tuple[Tensor, Tensor]] | None,
+) -> HeteroData:
+    if data is not None:
+        return data
+    if num_users is None or num_items is None or edge_index is None or not features:
+        raise ValueError(
+            "DREAM needs either a HeteroData or num_users, num_items, edge_index and "
+            "features"
+        )
+    data = HeteroData()
+    data[USER].num_nodes = int(num_users)
+    data[ITEM].num_nodes = int(num_items)
+    data[INTERACTS].edge_index = edge_index
+    for m, x in features.items():
+        if x.dim() != 2 or x.size(0) != num_items:
+            raise ValueError(
+                f"DREAM: features['{m}'] must have shape [num_items={num_items}, d], "
+                f"got {tuple(x.shape)}"
+            )
+        data[ITEM][feature_key(m)] = x
+    for (node_type, m), (graph_index, graph_weight) in (relation_graphs or {}).items():
+        store = data[similarity_edge_type(node_type, m)]
+        store.edge_index = graph_index
+        store.edge_weight = graph_weight
+    return data
+
+
+def _ensure_relation_graphs(
+    data: HeteroData, modalities: list[str], k: int, cache_dir: str | None, mode: str
+) -> None:
+    missing = [
+        m
+        for m in modalities
+        for node_type in (USER, ITEM)
+        if similarity_edge_type(node_type, m) not in data.edge_types
+    ]
+    if missing:
+        from dreamgeo.graph import build_relation_graphs
+
+        log.info("Building relation graphs (k=%d) for %s", k, sorted(set(missing)))
+        build_relation_graphs(
+            data,
+            k=k,
+            modalities=sorted(set(missing), key=modalities.index),
+            cache_dir=cache_dir,
+            mode=mode,
+        )
+
+
+def _graph_operator(data: HeteroData, node_type: str, modality: str) -> SparseOperator:
+    store = data[similarity_edge_type(node_type, modality)]
+    num_nodes = data[node_type].num_nodes
+    return SparseOperator(
+        store.edge_index[0],
+        store.edge_index[1],
+        store.edge_weight,
+        (num_nodes, num_nodes),
+    )

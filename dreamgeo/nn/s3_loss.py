@@ -1,0 +1,100 @@
+r"""Similarity Supervised Signal (S3) loss of DREAM."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["S3Loss"]
+
+
+class S3Loss(torch.nn.Module):
+    r"""The Similarity Supervised Signal of "DREAM: A Dual Representation Learning Model
+    for Multimodal Recommendation" (Zhang et al., 2024, Eq. 8, Fig. 5): the batch
+    similarity matrix of the learned modal representations must stay close to the one of
+    the raw features, which mitigates *Modal Information Forgetting*.
+
+    .. math::
+        \mathbf{P}_{ab} = \cos(\bar{\mathbf{e}}_M^{a}, \bar{\mathbf{e}}_M^{b}), \qquad
+        \mathbf{T}_{ab} = \mathrm{sg}\Big(\sum_m \alpha_m
+        \cos(\mathbf{x}_m^{a}, \mathbf{x}_m^{b})\Big), \qquad
+        \mathcal{L}_{S3} = \frac{1}{B^2} \sum_{a, b} (\mathbf{P}_{ab} - \mathbf{T}_{ab})^2
+
+    for :math:`a, b` in the batch (DREAM applies it to the batch's users and to its
+    items and adds both). Cosine on both sides keeps the scales comparable (raw 4096-d
+    image features have huge norms); :math:`\mathrm{sg}` is a stop-gradient, so no gradient
+    ever reaches the features.
+
+    The :math:`B \times B` matrices are never formed. With :math:`\hat{\mathbf{E}}` the
+    row-normalized ``[B, d]`` representations and :math:`\mathbf{Z} = [\sqrt{\alpha_1}
+    \hat{\mathbf{X}}_1, \dots]` the ``[B, \sum_m d_m]`` normalized, weighted features,
+    :math:`\mathbf{P} = \hat{\mathbf{E}}\hat{\mathbf{E}}^\top` and
+    :math:`\mathbf{T} = \mathbf{Z}\mathbf{Z}^\top`, so
+
+    .. math::
+        B^2 \mathcal{L}_{S3} = \|\hat{\mathbf{E}}^\top\hat{\mathbf{E}}\|_F^2
+        - 2 \|\hat{\mathbf{E}}^\top \mathbf{Z}\|_F^2 + \|\mathbf{Z}^\top\mathbf{Z}\|_F^2,
+
+    which costs :math:`O(B d \sum_m d_m)` instead of :math:`O(B^2 \sum_m d_m)` (for
+    :math:`B = 2048` and 4096 + 384 feature dimensions, 32 times less). The last term does
+    not depend on the parameters; with ``include_constant=False`` it is skipped (the
+    gradient is unchanged, the value is shifted by :math:`\mathrm{mean}(\mathbf{T}^2)`),
+    which saves its :math:`O(B \min(B, \sum_m d_m)^2)`-sized product during training.
+
+    Args:
+        include_constant (bool, optional): Add the constant term so that the value equals
+            the definition. (default: :obj:`True`)
+
+    Shapes:
+        - **input:** representations ``[B, d]``, a sequence of raw features ``[B, d_m]``
+          (one per modality), a sequence of modality weights
+        - **output:** scalar
+    """
+
+    def __init__(self, include_constant: bool = True):
+        super().__init__()
+        self.include_constant = include_constant
+
+    @staticmethod
+    def target_factor(features: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+        r"""The detached :math:`\mathbf{Z}` with :math:`\mathbf{T} =
+        \mathbf{Z}\mathbf{Z}^\top`."""
+        if len(features) != len(weights) or not features:
+            raise ValueError(
+                f"S3Loss: got {len(features)} feature tensors and {len(weights)} weights"
+            )
+        if any(w < 0 for w in weights):
+            raise ValueError(f"S3Loss: modality weights must be >= 0, got {weights}")
+        return torch.cat(
+            [
+                F.normalize(x.detach().float(), dim=-1) * float(w) ** 0.5
+                for x, w in zip(features, weights)
+            ],
+            dim=-1,
+        )
+
+    def forward(
+        self,
+        representation: Tensor,
+        features: Sequence[Tensor],
+        weights: Sequence[float],
+    ) -> Tensor:
+        batch_size = representation.size(0)
+        if any(x.size(0) != batch_size for x in features):
+            raise ValueError(
+                "S3Loss: every feature tensor needs one row per representation row "
+                f"({batch_size}), got {[x.size(0) for x in features]}"
+            )
+        emb = F.normalize(representation, dim=-1)
+        factor = self.target_factor(features, weights).to(emb.dtype)
+        loss = (emb.t() @ emb).pow(2).sum() - 2 * (emb.t() @ factor).pow(2).sum()
+        if self.include_constant:
+            small = factor if factor.size(1) <= batch_size else factor.t()
+            loss = loss + (small.t() @ small).pow(2).sum()
+        return loss / batch_size**2
+
+    def extra_repr(self) -> str:
+        return f"include_constant={self.include_constant}"

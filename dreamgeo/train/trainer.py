@@ -1,0 +1,351 @@
+r"""One trainer for every dreamgeo recommender: BPR batches, Adam, full-ranking
+evaluation each epoch, early stopping, logs and resumable checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch_geometric.data import HeteroData
+from tqdm.auto import tqdm
+
+from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
+from dreamgeo.models.base import Recommender
+from dreamgeo.train.checkpoint import atomic_save, atomic_write_text
+from dreamgeo.train.evaluate import FullRankEvaluator
+from dreamgeo.train.sampler import BPRSampler
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    r"""``device`` if it is usable, else the CPU with a warning that says why."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        log.warning(
+            "CUDA was requested but is not available here; training on the CPU."
+        )
+        print("dreamgeo: CUDA was requested but is not available; falling back to CPU.")
+        return torch.device("cpu")
+    return device
+
+
+@dataclass
+class TrainConfig:
+    r"""Training protocol (the paper's defaults).
+
+    Args:
+        epochs (int, optional): Maximum epochs. (default: :obj:`1000`)
+        batch_size (int, optional): BPR triples per step. (default: :obj:`2048`)
+        lr (float, optional): Adam learning rate. (default: :obj:`1e-3`)
+        patience (int, optional): Epochs without a better validation metric before
+            stopping. (default: :obj:`20`)
+        stopping_metric (str, optional): Validation metric that selects the best epoch.
+            (default: :obj:`"recall@20"`)
+        ks (tuple[int, ...], optional): Cut-offs evaluated. (default: :obj:`(5, 10, 20, 50)`)
+        seed (int, optional): Seed of the sampler (negatives, order). (default: :obj:`0`)
+        device (str, optional): ``"cpu"`` or ``"cuda"``. (default: :obj:`"cpu"`)
+        out_dir (str, optional): Directory for ``metrics.jsonl``, ``metrics.csv`` and the
+            checkpoint; :obj:`None` keeps nothing on disk. (default: :obj:`None`)
+        resume (bool, optional): Continue from ``out_dir``'s checkpoint if there is one.
+            (default: :obj:`False`)
+        progress (bool, optional): Progress bars. (default: :obj:`True`)
+        eval_batch_size (int, optional): Users per evaluation batch. (default: :obj:`4096`)
+    """
+
+    epochs: int = 1000
+    batch_size: int = 2048
+    lr: float = 1e-3
+    patience: int = 20
+    stopping_metric: str = "recall@20"
+    ks: tuple[int, ...] = (5, 10, 20, 50)
+    seed: int = 0
+    device: str = "cpu"
+    out_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+    eval_batch_size: int = 4096
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(
+                    f"TrainConfig: {name} must be > 0, got {getattr(self, name)}"
+                )
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
+        metric, _, k = self.stopping_metric.partition("@")
+        if metric not in ("recall", "ndcg", "precision", "map") or not k.isdigit():
+            raise ValueError(
+                f"TrainConfig: stopping_metric must look like 'recall@20', got "
+                f"'{self.stopping_metric}'"
+            )
+        if int(k) not in self.ks:
+            self.ks = tuple(sorted({*self.ks, int(k)}))
+
+
+@dataclass
+class TrainResult:
+    r"""What :meth:`Trainer.fit` returns: the best epoch (by the validation stopping
+    metric), validation and test metrics at it, the per-epoch history, mean training
+    time per epoch in seconds and whether early stopping ended the run."""
+
+    best_epoch: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch_time: float = 0.0
+    eval_time: float = 0.0
+    stopped_early: bool = False
+
+
+class Trainer:
+    r"""Trains a :class:`~dreamgeo.models.Recommender` with the paper's protocol: an
+    epoch visits every training interaction once with a uniform negative (BPR), Adam
+    steps on :meth:`Recommender.loss`, then every user is ranked against every item on
+    validation and test (training items masked). The epoch with the best validation
+    :obj:`stopping_metric` is kept; training stops after :obj:`patience` epochs without
+    improvement and the best weights are restored.
+
+    With an :obj:`out_dir`, every epoch appends its metrics and loss parts to
+    ``metrics.jsonl`` / ``metrics.csv`` and atomically rewrites ``checkpoint.pt`` (model,
+    optimizer, sampler and RNG state, best weights, early-stopping counter), so a run
+    killed at any point resumes with :obj:`resume=True` to the same result as an
+    uninterrupted one on the CPU.
+
+    Args:
+        model (Recommender): The model (moved to :obj:`config.device`).
+        data (HeteroData): Interactions and splits (``DESIGN.md`` section 2).
+        config (TrainConfig, optional): The protocol. (default: :obj:`TrainConfig()`)
+        run_info (dict, optional): Extra JSON-able facts stored in the checkpoint (e.g.
+            the command-line arguments that rebuild the model). (default: :obj:`None`)
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        data: HeteroData,
+        config: TrainConfig | None = None,
+        run_info: dict[str, Any] | None = None,
+    ):
+        self.config = config or TrainConfig()
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device)
+        self.run_info = run_info or {}
+        store = data[INTERACTS]
+        num_users, num_items = data[USER].num_nodes, data[ITEM].num_nodes
+        train_edges = store.edge_index.to(self.device)
+        self.sampler = BPRSampler(
+            train_edges,
+            num_users,
+            num_items,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed,
+        )
+        self.evaluator = FullRankEvaluator(
+            train_edges,
+            {
+                "valid": store.val_edge_index.to(self.device),
+                "test": store.test_edge_index.to(self.device),
+            },
+            num_users,
+            num_items,
+            ks=self.config.ks,
+            batch_size=self.config.eval_batch_size,
+        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        self.out_dir = Path(self.config.out_dir) if self.config.out_dir else None
+
+    # ------------------------------------------------------------------ state
+    def _state(self, epoch: int, best: dict[str, Any], history: list) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "best": best,
+            "history": history,
+            "config": asdict(self.config),
+            "model_class": type(self.model).__name__,
+            "num_users": self.model.num_users,
+            "num_items": self.model.num_items,
+            "run_info": self.run_info,
+        }
+
+    def _load(self, path: Path) -> tuple[int, dict[str, Any], list]:
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as error:
+            raise RuntimeError(
+                f"{path}: cannot read the checkpoint ({error}); delete it or start "
+                "without --resume"
+            ) from error
+        expected = (
+            type(self.model).__name__,
+            self.model.num_users,
+            self.model.num_items,
+        )
+        found = (
+            state.get("model_class"),
+            state.get("num_users"),
+            state.get("num_items"),
+        )
+        if found != expected:
+            raise RuntimeError(
+                f"{path}: checkpoint of {found[0]} for {found[1]} users × {found[2]} "
+                f"items does not match this run ({expected[0]}, {expected[1]} × "
+                f"{expected[2]})"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        return state["epoch"], state["best"], state["history"]
+
+    def _write_logs(self, history: list[dict[str, Any]]) -> None:
+        lines = "".join(json.dumps(row) + "\n" for row in history)
+        atomic_write_text(lines, self.out_dir / "metrics.jsonl")
+        columns: list[str] = []
+        for row in history:
+            columns.extend(key for key in row if key not in columns)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_text(buffer.getvalue(), self.out_dir / "metrics.csv")
+
+    # ------------------------------------------------------------------ steps
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        r"""One pass over the training interactions; the mean of each loss part."""
+        self.model.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        batches = tqdm(
+            self.sampler.epoch(),
+            total=len(self.sampler),
+            leave=False,
+            desc=f"epoch {epoch}",
+            disable=not self.config.progress or None,
+        )
+        for users, pos, neg in batches:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, parts = self.model.loss(users, pos, neg)
+            if not torch.isfinite(loss):
+                values = {name: float(value) for name, value in parts.items()}
+                raise FloatingPointError(
+                    f"epoch {epoch}: the loss became {loss.item()} (parts {values}); "
+                    "lower the learning rate or the loss weights"
+                )
+            loss.backward()
+            self.optimizer.step()
+            steps += 1
+            sums["loss"] = sums.get("loss", 0.0) + float(loss)
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + float(value)
+        return {name: value / max(steps, 1) for name, value in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        r"""Full-ranking validation and test metrics of the current weights."""
+        self.model.eval()
+        user_emb, item_emb = self.model.embeddings()
+        return self.evaluator.evaluate(user_emb, item_emb)
+
+    def fit(self) -> TrainResult:
+        r"""Runs the protocol and returns the result at the best epoch."""
+        config = self.config
+        start_epoch, history = 1, []
+        best: dict[str, Any] = {
+            "epoch": 0,
+            "score": -1.0,
+            "valid": {},
+            "test": {},
+            "bad_epochs": 0,
+            "state": None,
+        }
+        checkpoint = self.out_dir / CHECKPOINT_NAME if self.out_dir else None
+        if config.resume and checkpoint is not None and checkpoint.exists():
+            last_epoch, best, history = self._load(checkpoint)
+            start_epoch = last_epoch + 1
+            log.info("Resumed from %s at epoch %d", checkpoint, last_epoch)
+            print(f"dreamgeo: resumed from {checkpoint} after epoch {last_epoch}")
+        elif config.resume:
+            print(
+                f"dreamgeo: --resume given but no checkpoint in {self.out_dir}; starting anew"
+            )
+
+        stopped_early = best["bad_epochs"] >= config.patience
+        epochs = tqdm(
+            range(start_epoch, config.epochs + 1),
+            initial=start_epoch - 1,
+            total=config.epochs,
+            desc="training",
+            disable=not config.progress or None,
+        )
+        for epoch in epochs:
+            if stopped_early:
+                break
+            tic = time.perf_counter()
+            losses = self.train_epoch(epoch)
+            train_time = time.perf_counter() - tic
+            tic = time.perf_counter()
+            metrics = self.evaluate()
+            eval_time = time.perf_counter() - tic
+            score = metrics["valid"][config.stopping_metric]
+            row = {
+                "epoch": epoch,
+                **losses,
+                **{f"valid_{k}": v for k, v in metrics["valid"].items()},
+                **{f"test_{k}": v for k, v in metrics["test"].items()},
+                "train_time": train_time,
+                "eval_time": eval_time,
+            }
+            history.append(row)
+            if score > best["score"]:
+                best.update(
+                    epoch=epoch,
+                    score=score,
+                    valid=metrics["valid"],
+                    test=metrics["test"],
+                    bad_epochs=0,
+                    state=copy.deepcopy(self.model.state_dict()),
+                )
+            else:
+                best["bad_epochs"] += 1
+            stopped_early = best["bad_epochs"] >= config.patience
+            epochs.set_postfix(
+                loss=f"{losses.get('loss', 0):.4f}",
+                valid=f"{score:.4f}",
+                best=f"{best['score']:.4f}@{best['epoch']}",
+            )
+            if self.out_dir is not None:
+                self._write_logs(history)
+                atomic_save(self._state(epoch, best, history), checkpoint)
+        epochs.close()
+
+        if best["state"] is not None:
+            self.model.load_state_dict(best["state"])
+        train_times = [row["train_time"] for row in history]
+        eval_times = [row["eval_time"] for row in history]
+        return TrainResult(
+            best_epoch=best["epoch"],
+            valid=best["valid"],
+            test=best["test"],
+            history=history,
+            epoch_time=sum(train_times) / max(len(train_times), 1),
+            eval_time=sum(eval_times) / max(len(eval_times), 1),
+            stopped_early=stopped_early,
+        )
