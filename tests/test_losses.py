@@ -1,0 +1,119 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dreamgeo import BMALoss, BPRLoss, S3Loss
+from dreamgeo.nn import bma_loss as bma_module
+from dreamgeo.nn import info_nce
+
+
+def _np_info_nce(a, p, tau):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    p = p / np.linalg.norm(p, axis=1, keepdims=True)
+    total = 0.0
+    for k in range(len(a)):
+        logits = [float(a[k] @ p[j]) / tau for j in range(len(p))]
+        total += -logits[k] + math.log(sum(math.exp(v) for v in logits))
+    return total / len(a)
+
+
+def _np_cos(x):
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return x @ x.T
+
+
+def test_bpr_loss_against_hand_computation():
+    gen = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(7, generator=gen), torch.randn(7, generator=gen)
+    emb = torch.randn(7, 3, generator=gen)
+    loss = BPRLoss(reg_weight=0.5)(pos, neg, emb)
+    ranking = np.mean([-math.log(1 / (1 + math.exp(-(p - n)))) for p, n in zip(pos, neg)])
+    reg = 0.5 * float((emb**2).sum()) / (2 * 7)
+    assert loss.item() == pytest.approx(ranking + reg, rel=1e-5)
+    # extreme score differences stay finite (softplus, no log(0))
+    assert torch.isfinite(BPRLoss()(torch.tensor([-200.0]), torch.tensor([200.0])))
+    with pytest.raises(ValueError, match="reg_weight"):
+        BPRLoss(reg_weight=-1)
+
+
+def test_info_nce_against_loop():
+    gen = torch.Generator().manual_seed(1)
+    a, p = torch.randn(6, 4, generator=gen), torch.randn(6, 4, generator=gen)
+    expected = _np_info_nce(a.numpy(), p.numpy(), 0.2)
+    assert info_nce(a, p, 0.2).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_bma_loss_parts_and_weights():
+    gen = torch.Generator().manual_seed(2)
+    ub, ib, um, im = (torch.randn(5, 4, generator=gen, requires_grad=True) for _ in range(4))
+    bma = BMALoss(tau=0.3, intra_weight=0.02, inter_weight=0.05)
+    loss = bma(ub, ib, um, im)
+    n = [t.detach().numpy() for t in (ub, ib, um, im)]
+    bia, mia = _np_info_nce(n[0], n[1], 0.3), _np_info_nce(n[2], n[3], 0.3)
+    inter_u, inter_i = _np_info_nce(n[0], n[2], 0.3), _np_info_nce(n[1], n[3], 0.3)
+    parts = bma.last_parts
+    for got, want in zip(parts, (bia, mia, inter_u, inter_i)):
+        assert got.item() == pytest.approx(want, rel=1e-5)
+    expected = 0.02 * (bia + mia) + 0.05 * (inter_u + inter_i)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    for tensor in (ub, ib, um, im):
+        assert tensor.grad is not None and tensor.grad.abs().sum() > 0
+
+
+def test_bma_zero_weight_is_not_computed(monkeypatch):
+    calls = []
+    original = bma_module.info_nce
+    monkeypatch.setattr(bma_module, "info_nce", lambda *a: calls.append(1) or original(*a))
+    x = torch.randn(4, 3)
+    BMALoss(intra_weight=0.0, inter_weight=0.1)(x, x, x, x)
+    assert len(calls) == 2
+    calls.clear()
+    BMALoss(intra_weight=0.1, inter_weight=0.0)(x, x, x, x)
+    assert len(calls) == 2
+
+
+def test_bma_bad_input():
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="item_modal has shape"):
+        BMALoss()(x, x, x, torch.randn(5, 3))
+    with pytest.raises(ValueError, match="tau"):
+        BMALoss(tau=0)
+    with pytest.raises(ValueError, match="intra_weight"):
+        BMALoss(intra_weight=-0.1)
+
+
+def test_s3_loss_against_dense_definition_and_stop_gradient():
+    gen = torch.Generator().manual_seed(3)
+    rep = torch.randn(9, 5, generator=gen, requires_grad=True)
+    image = (torch.rand(9, 40, generator=gen) * 100).requires_grad_()
+    text = torch.randn(9, 7, generator=gen).requires_grad_()
+    loss = S3Loss()(rep, [image, text], [0.3, 0.7])
+    target = 0.3 * _np_cos(image.detach().numpy()) + 0.7 * _np_cos(text.detach().numpy())
+    pred = _np_cos(rep.detach().numpy())
+    assert loss.item() == pytest.approx(float(np.mean((pred - target) ** 2)), rel=1e-4)
+    loss.backward()
+    assert image.grad is None and text.grad is None  # stop-gradient on the feature side
+    assert rep.grad.abs().sum() > 0
+
+
+def test_s3_without_constant_has_same_gradient():
+    gen = torch.Generator().manual_seed(4)
+    rep = torch.randn(6, 4, generator=gen, requires_grad=True)
+    feats = [torch.randn(6, 10, generator=gen)]
+    full = S3Loss(include_constant=True)(rep, feats, [1.0])
+    shifted = S3Loss(include_constant=False)(rep, feats, [1.0])
+    g_full = torch.autograd.grad(full, rep)[0]
+    g_shifted = torch.autograd.grad(shifted, rep)[0]
+    torch.testing.assert_close(g_full, g_shifted)
+    constant = float(np.mean(_np_cos(feats[0].numpy()) ** 2))
+    assert full.item() - shifted.item() == pytest.approx(constant, rel=1e-4)
+
+
+def test_s3_bad_input():
+    with pytest.raises(ValueError, match="one row per"):
+        S3Loss()(torch.randn(4, 3), [torch.randn(5, 2)], [1.0])
+    with pytest.raises(ValueError, match="weights"):
+        S3Loss()(torch.randn(4, 3), [torch.randn(4, 2)], [0.5, 0.5])
