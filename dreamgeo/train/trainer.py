@@ -252,7 +252,7 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             steps += 1
-            sums["loss"] = sums.get("loss", 0.0) + float(loss)
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(value)
         return {name: value / max(steps, 1) for name, value in sums.items()}

@@ -1,0 +1,117 @@
+import json
+
+import pytest
+import torch
+
+from dreamgeo import DREAM
+from dreamgeo.datasets import MMRecDataset, write_planted
+from dreamgeo.models import LightGCN
+from dreamgeo.train import TrainConfig, Trainer
+from dreamgeo.train.trainer import CHECKPOINT_NAME
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_planted(root, "tiny", preset="tiny", seed=0)
+    return MMRecDataset(root, "tiny")[0]
+
+
+def _untrained_recall(model, data):
+    trainer = Trainer(model, data, TrainConfig(epochs=1, progress=False))
+    return trainer.evaluate()["valid"]["recall@20"]
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "dream"])
+def test_training_improves_valid_recall_well_above_untrained(tiny, name):
+    torch.manual_seed(0)
+    if name == "dream":
+        model = DREAM(tiny, knn_k=5)
+        config = TrainConfig(epochs=15, batch_size=256, lr=5e-3, patience=15, progress=False)
+    else:
+        model = LightGCN.from_data(tiny)
+        config = TrainConfig(epochs=15, batch_size=256, lr=5e-3, patience=15, progress=False)
+    before = _untrained_recall(model, tiny)
+    result = Trainer(model, tiny, config).fit()
+    assert result.valid["recall@20"] > 1.5 * before + 0.02, (before, result.valid)
+    assert result.test["recall@20"] > before
+
+
+def test_best_epoch_is_restored_and_logs_written(tiny, tmp_path):
+    torch.manual_seed(0)
+    model = LightGCN.from_data(tiny)
+    config = TrainConfig(epochs=6, batch_size=256, lr=5e-3, out_dir=str(tmp_path), progress=False)
+    trainer = Trainer(model, tiny, config)
+    result = trainer.fit()
+    best_row = result.history[result.best_epoch - 1]
+    assert best_row["valid_recall@20"] == max(r["valid_recall@20"] for r in result.history)
+    now = trainer.evaluate()
+    assert now["valid"]["recall@20"] == pytest.approx(result.valid["recall@20"])
+    assert now["test"]["ndcg@20"] == pytest.approx(result.test["ndcg@20"])
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == list(range(1, 7))
+    assert {"loss", "bpr", "reg", "valid_recall@20", "test_ndcg@10"} <= set(json.loads(lines[0]))
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 7
+    assert (tmp_path / CHECKPOINT_NAME).exists()
+
+
+def test_early_stopping_counts_patience(tiny):
+    torch.manual_seed(0)
+    model = LightGCN.from_data(tiny)
+    # a learning rate this small never improves Recall@20 after the first epochs
+    config = TrainConfig(epochs=200, batch_size=4096, lr=1e-7, patience=3, progress=False)
+    result = Trainer(model, tiny, config).fit()
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + 3
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny, tmp_path):
+    def run(out_dir, epochs, resume=False, init_seed=0):
+        torch.manual_seed(init_seed)
+        model = DREAM(tiny, knn_k=5)
+        config = TrainConfig(
+            epochs=epochs,
+            batch_size=256,
+            lr=5e-3,
+            out_dir=str(out_dir),
+            resume=resume,
+            progress=False,
+            seed=3,
+        )
+        return Trainer(model, tiny, config).fit()
+
+    straight = run(tmp_path / "a", 4)
+    run(tmp_path / "b", 2)
+    resumed = run(tmp_path / "b", 4, resume=True, init_seed=123)  # init is overwritten
+    keys = ["loss", "valid_recall@20", "test_ndcg@20"]
+    assert [[r[k] for k in keys] for r in resumed.history] == [
+        [r[k] for k in keys] for r in straight.history
+    ]
+    assert resumed.best_epoch == straight.best_epoch
+
+
+def test_bad_checkpoint_errors(tiny, tmp_path):
+    (tmp_path / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
+    model = LightGCN.from_data(tiny)
+    config = TrainConfig(epochs=1, out_dir=str(tmp_path), resume=True, progress=False)
+    with pytest.raises(RuntimeError, match="cannot read the checkpoint"):
+        Trainer(model, tiny, config).fit()
+
+    other = tmp_path / "other"
+    Trainer(
+        LightGCN.from_data(tiny), tiny, TrainConfig(epochs=1, out_dir=str(other), progress=False)
+    ).fit()
+    config = TrainConfig(epochs=2, out_dir=str(other), resume=True, progress=False)
+    with pytest.raises(RuntimeError, match="does not match this run"):
+        Trainer(DREAM(tiny, knn_k=5), tiny, config).fit()
+
+
+def test_config_validation_and_device_fallback(tiny, capsys):
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="stopping_metric"):
+        TrainConfig(stopping_metric="auc")
+    if not torch.cuda.is_available():
+        trainer = Trainer(LightGCN.from_data(tiny), tiny, TrainConfig(device="cuda"))
+        assert trainer.device.type == "cpu"
+        assert "falling back to CPU" in capsys.readouterr().out
