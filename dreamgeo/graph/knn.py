@@ -7,6 +7,7 @@ L2-normalized rows, so the search runs on a FAISS inner-product index: exact
 for very large sets. Queries run in chunks, so memory stays :math:`O(n k)` plus the
 index; no :math:`n \times n` similarity matrix is ever formed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,7 @@ ArrayLike = Tensor | np.ndarray
 def _num_rows_and_dim(x: ArrayLike) -> tuple[int, int]:
     if x.ndim != 2:
         raise ValueError(
-            f"knn_graph_cosine expects a 2-D feature matrix [n, d], got shape "
-            f"{tuple(x.shape)}"
+            f"knn_graph_cosine expects a 2-D feature matrix [n, d], got shape {tuple(x.shape)}"
         )
     return int(x.shape[0]), int(x.shape[1])
 
@@ -70,27 +70,21 @@ def _row_norms(x: ArrayLike, chunk_size: int) -> np.ndarray:
     return norms
 
 
-def _normalized_nonzero_rows(
-    x: ArrayLike, chunk_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""The L2-normalized non-zero rows of ``x`` (one float32 copy, filled chunk by
-    chunk) and their row ids in ``x``."""
-    n, dim = _num_rows_and_dim(x)
-    norms = _row_norms(x, chunk_size)
-    nonzero_ids = np.flatnonzero(norms > 0)
-    normalized = np.empty((nonzero_ids.size, dim), dtype=np.float32)
-    # Position of each row of x in `normalized` (only meaningful for non-zero rows).
-    position = np.cumsum(norms > 0) - 1
+def _normalized_chunks(x: ArrayLike, norms: np.ndarray, chunk_size: int):
+    r"""Yields ``(first, rows)``: the L2-normalized non-zero rows of consecutive chunks
+    of ``x`` as float32, and the position of the first of them among all non-zero rows
+    (the non-zero rows of a chunk are consecutive in that order)."""
+    n = norms.shape[0]
+    first = 0
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         keep = norms[start:stop] > 0
         if not keep.any():
             continue
-        chunk = _rows(x, start, stop)[keep]
-        chunk /= norms[start:stop][keep, None].astype(np.float32)
-        first = position[start + int(np.argmax(keep))]
-        normalized[first : first + chunk.shape[0]] = chunk
-    return normalized, nonzero_ids
+        rows = _rows(x, start, stop)[keep]
+        rows /= norms[start:stop][keep, None].astype(np.float32)
+        yield first, rows
+        first += rows.shape[0]
 
 
 def _gpu_id(device: str | int | torch.device | None) -> int | None:
@@ -112,15 +106,20 @@ def _gpu_id(device: str | int | torch.device | None) -> int | None:
 
 
 def _build_index(
-    database: np.ndarray,
+    x: ArrayLike,
+    norms: np.ndarray,
+    nonzero_ids: np.ndarray,
     mode: str,
     nlist: int | None,
     nprobe: int | None,
     gpu: int | None,
+    chunk_size: int,
     seed: int = 0,
 ):
-    r"""The FAISS index over ``database`` and the IVF ``(nlist, nprobe)`` it uses."""
-    n, dim = database.shape
+    r"""The FAISS index over the normalized non-zero rows of ``x`` (added chunk by
+    chunk, so the index holds the only full normalized copy) and the IVF
+    ``(nlist, nprobe)`` it uses."""
+    n, dim = int(nonzero_ids.size), int(x.shape[1])
     if mode == "exact":
         index = faiss.IndexFlatIP(dim)
     else:
@@ -141,13 +140,15 @@ def _build_index(
     if mode == "ivf":
         num_train = min(n, _TRAIN_POINTS_PER_LIST * nlist)
         rng = np.random.default_rng(seed)
-        train_ids = np.sort(rng.choice(n, size=num_train, replace=False))
-        index.train(database[train_ids])
+        train_ids = nonzero_ids[np.sort(rng.choice(n, size=num_train, replace=False))]
+        train = _rows_at(x, train_ids)
+        train /= norms[train_ids, None].astype(np.float32)
+        index.train(train)
+        del train
         index.nprobe = nprobe
-        logger.debug(
-            "IVF index: nlist=%d nprobe=%d trained on %d rows", nlist, nprobe, num_train
-        )
-    index.add(database)
+        logger.debug("IVF index: nlist=%d nprobe=%d trained on %d rows", nlist, nprobe, num_train)
+    for _, rows in _normalized_chunks(x, norms, chunk_size):
+        index.add(rows)
     return index, nlist, nprobe
 
 
@@ -169,8 +170,9 @@ def _search_ivf_complete(index, queries: np.ndarray, k: int, nprobe: int, nlist:
     return scores, ids
 
 
-def _force_self(ids: np.ndarray, scores: np.ndarray, self_ids: np.ndarray,
-                self_scores: np.ndarray) -> None:
+def _force_self(
+    ids: np.ndarray, scores: np.ndarray, self_ids: np.ndarray, self_scores: np.ndarray
+) -> None:
     r"""Puts every query's own id into its neighbour list, in place, replacing the
     lowest-scored neighbour when ties (exact duplicates) pushed it out."""
     missing = ~(ids == self_ids[:, None]).any(axis=1)
@@ -201,9 +203,11 @@ def knn_graph_cosine(
     into the list even when exact duplicates tie with it.
 
     The search is a FAISS inner-product search on L2-normalized rows, run in query
-    chunks so that memory is :math:`O(nk)` plus the index (one float32 normalized copy
-    of the non-zero rows). FAISS' GPU index is used when faiss has GPU support and a
-    GPU is visible, else the CPU one; FAISS' default OpenMP thread count is kept.
+    chunks so that memory is :math:`O(nk)` plus the index, which holds the only full
+    copy of the normalized non-zero rows (float32); rows are normalized chunk by chunk
+    on their way into the index and again as queries. FAISS' GPU index is used when
+    faiss has GPU support and a GPU is visible, else the CPU one; FAISS' default
+    OpenMP thread count is kept.
 
     All-zero rows have no cosine similarity to anything: such a row gets one edge, to
     itself, and is never a neighbour of another row. Non-zero rows therefore get
@@ -251,12 +255,11 @@ def knn_graph_cosine(
         empty = torch.empty(2, 0, dtype=torch.long)
         return (empty, torch.empty(0)) if return_scores else empty
     if k > n:
-        warnings.warn(
-            f"knn_graph_cosine: k={k} exceeds the {n} rows; using k={n}", stacklevel=2
-        )
+        warnings.warn(f"knn_graph_cosine: k={k} exceeds the {n} rows; using k={n}", stacklevel=2)
         k = n
 
-    normalized, nonzero_ids = _normalized_nonzero_rows(x, chunk_size)
+    norms = _row_norms(x, chunk_size)
+    nonzero_ids = np.flatnonzero(norms > 0)
     num_nonzero = int(nonzero_ids.size)
     k_eff = min(k, num_nonzero)
 
@@ -264,27 +267,28 @@ def knn_graph_cosine(
     counts[nonzero_ids] = k_eff
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
-    num_edges = int(ptr[-1])
     col = np.arange(n, dtype=np.int64).repeat(counts)  # all-zero rows: self only
-    score = np.zeros(num_edges, dtype=np.float32)
+    score = np.zeros(int(ptr[-1]), dtype=np.float32)
 
     if num_nonzero:
         gpu = _gpu_id(device)
         if gpu is not None and k_eff > _GPU_MAX_K:
             warnings.warn(
                 f"knn_graph_cosine: k={k_eff} exceeds FAISS' GPU limit of "
-                f"{_GPU_MAX_K}; searching on the CPU", stacklevel=2
+                f"{_GPU_MAX_K}; searching on the CPU",
+                stacklevel=2,
             )
             gpu = None
-        index, nlist, nprobe = _build_index(normalized, mode, nlist, nprobe, gpu)
+        index, nlist, nprobe = _build_index(
+            x, norms, nonzero_ids, mode, nlist, nprobe, gpu, chunk_size
+        )
         offsets = np.arange(k_eff, dtype=np.int64)
-        for start in range(0, num_nonzero, chunk_size):
-            queries = normalized[start : start + chunk_size]
+        for first, queries in _normalized_chunks(x, norms, chunk_size):
             if mode == "ivf":
                 scores, ids = _search_ivf_complete(index, queries, k_eff, nprobe, nlist)
             else:
                 scores, ids = index.search(queries, k_eff)
-            self_ids = np.arange(start, start + queries.shape[0], dtype=np.int64)
+            self_ids = np.arange(first, first + queries.shape[0], dtype=np.int64)
             self_scores = np.einsum("ij,ij->i", queries, queries)
             _force_self(ids, scores, self_ids, self_scores)
             slots = ptr[nonzero_ids[self_ids]][:, None] + offsets
@@ -333,13 +337,19 @@ def _exact_neighbours_of(
         best_scores = np.take_along_axis(all_scores, top, axis=1)
         best_ids = np.take_along_axis(all_ids, top, axis=1)
 
-    _force_self(best_ids, best_scores, query_ids.astype(np.int64),
-                np.full(query_ids.size, np.inf, dtype=np.float32))
+    _force_self(
+        best_ids,
+        best_scores,
+        query_ids.astype(np.int64),
+        np.full(query_ids.size, np.inf, dtype=np.float32),
+    )
     pairs_query = np.repeat(query_ids, k_eff)[np.repeat(nonzero_query, k_eff)]
     pairs_neighbour = best_ids[nonzero_query].reshape(-1)
     zero_query = query_ids[~nonzero_query]
-    return (np.concatenate([pairs_query, zero_query]),
-            np.concatenate([pairs_neighbour, zero_query]))
+    return (
+        np.concatenate([pairs_query, zero_query]),
+        np.concatenate([pairs_neighbour, zero_query]),
+    )
 
 
 def _rows_at(x: ArrayLike, ids: np.ndarray) -> np.ndarray:
@@ -390,8 +400,8 @@ def knn_recall(
     exact_query, exact_neighbour = _exact_neighbours_of(x, query_ids, k, chunk_size)
 
     approx = np.asarray(
-        approx_edge_index.cpu() if isinstance(approx_edge_index, Tensor)
-        else approx_edge_index, dtype=np.int64
+        approx_edge_index.cpu() if isinstance(approx_edge_index, Tensor) else approx_edge_index,
+        dtype=np.int64,
     )
     if approx.ndim != 2 or approx.shape[0] != 2:
         raise ValueError(
