@@ -2,11 +2,13 @@ import subprocess
 import sys
 import textwrap
 
+import faiss
 import numpy as np
 import pytest
 import torch
 
 from dreamgeo.graph import knn_graph_cosine, knn_recall
+from dreamgeo.graph.knn import _TorchFlatIP
 
 
 def brute_force_topk(x: np.ndarray, k: int) -> list[set[int]]:
@@ -31,10 +33,11 @@ def clustered(n: int, d: int, clusters: int, noise: float, seed: int) -> np.ndar
     return (centers[labels] + noise * rng.standard_normal((n, d))).astype(np.float32)
 
 
-def test_exact_matches_brute_force_numpy():
+@pytest.mark.parametrize("backend", ["faiss", "torch"])
+def test_exact_matches_brute_force_numpy(backend):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((300, 16)).astype(np.float32) * rng.uniform(0.1, 50, (300, 1))
-    edge_index, scores = knn_graph_cosine(x, 7, return_scores=True)
+    edge_index, scores = knn_graph_cosine(x, 7, backend=backend, return_scores=True)
 
     assert edge_index.shape == (2, 300 * 7)
     assert edge_index.dtype == torch.long
@@ -54,22 +57,26 @@ def test_torch_and_numpy_inputs_agree_for_any_dtype():
     assert neighbour_sets(from_numpy, 120) == neighbour_sets(from_torch, 120)
 
 
-def test_self_is_always_a_neighbour_even_with_duplicates():
+@pytest.mark.parametrize("backend", ["faiss", "torch"])
+def test_self_is_always_a_neighbour_even_with_duplicates(backend):
     base = np.random.default_rng(2).standard_normal((10, 6)).astype(np.float32)
     x = np.repeat(base, 4, axis=0)  # every row has 3 exact duplicates
     for k in (1, 2, 3):
-        edge_index = knn_graph_cosine(x, k)
+        edge_index = knn_graph_cosine(x, k, backend=backend)
         sets = neighbour_sets(edge_index, 40)
         assert all(i in sets[i] and len(sets[i]) == k for i in range(40))
         # the other neighbours are duplicates of the row (cosine 1)
         assert all(j // 4 == i // 4 for i in range(40) for j in sets[i])
 
 
-def test_zero_rows_only_neighbour_themselves():
+@pytest.mark.parametrize("backend", ["faiss", "torch"])
+def test_zero_rows_only_neighbour_themselves(backend):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((50, 8)).astype(np.float32)
     x[[0, 17]] = 0.0
-    edge_index, scores = knn_graph_cosine(torch.from_numpy(x), 4, return_scores=True)
+    edge_index, scores = knn_graph_cosine(
+        torch.from_numpy(x), 4, backend=backend, return_scores=True
+    )
 
     assert edge_index.size(1) == 48 * 4 + 2
     sets = neighbour_sets(edge_index, 50)
@@ -93,6 +100,7 @@ def test_chunking_gives_identical_graph():
     one_chunk = knn_graph_cosine(x, 9, chunk_size=100_000)
     chunked = knn_graph_cosine(x, 9, chunk_size=37)
     assert torch.equal(one_chunk, chunked)
+    assert torch.equal(knn_graph_cosine(x, 9, chunk_size=37, backend="torch"), one_chunk)
 
 
 def test_k_validation_and_clamping():
@@ -115,6 +123,24 @@ def test_invalid_inputs_are_named():
         knn_graph_cosine(np.ones((4, 3), np.float32), 2, mode="hnsw")
     with pytest.raises(ValueError, match="2-D"):
         knn_graph_cosine(np.ones(4, np.float32), 2)
+    with pytest.raises(ValueError, match="backend"):
+        knn_graph_cosine(np.ones((4, 3), np.float32), 2, backend="annoy")
+    with pytest.raises(ValueError, match="only supports mode='exact'"):
+        knn_graph_cosine(np.ones((4, 3), np.float32), 2, backend="torch", mode="ivf")
+
+
+def test_torch_search_in_small_blocks_matches_faiss():
+    x = np.random.default_rng(9).standard_normal((700, 24)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = _TorchFlatIP(700, 24, torch.device("cpu"), scratch_bytes=4 * 700 * 33)
+    index.add(x[:300])
+    index.add(x[300:])
+    scores, ids = index.search(x[:100], 6)  # 33 queries per product
+    reference = faiss.IndexFlatIP(24)
+    reference.add(x)
+    expected_scores, expected_ids = reference.search(x[:100], 6)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
 
 
 def test_ivf_recall_on_clustered_data_and_exact_recall_is_one():

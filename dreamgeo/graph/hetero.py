@@ -246,6 +246,7 @@ def build_relation_graphs(
     nprobe: int | None = None,
     chunk_size: int = 16384,
     device: str | int | torch.device | None = None,
+    backend: str = "faiss",
 ) -> HeteroData:
     r"""Builds the modal relation graphs of DREAM (Eq. 5–6) and stores them in
     :obj:`data` as ``data[(node, 'sim_<m>', node)].edge_index`` and ``.edge_weight``.
@@ -286,8 +287,11 @@ def build_relation_graphs(
             (default: ``None``)
         nprobe (int, optional): IVF lists probed. (default: ``None``)
         chunk_size (int, optional): Rows per search chunk. (default: ``16384``)
-        device (str or int or torch.device, optional): FAISS device (see
+        device (str or int or torch.device, optional): Search device (see
             :func:`knn_graph_cosine`). (default: ``None``)
+        backend (str, optional): ``"faiss"`` or ``"torch"`` (exact only; see
+            :func:`knn_graph_cosine`); both give the same exact graph, so it is not
+            part of the cache key. (default: ``"faiss"``)
 
     Shapes:
         - **output:** for each built ``(node, m)``: ``edge_index`` ``[2, n * k]``
@@ -355,6 +359,7 @@ def build_relation_graphs(
             nprobe=nprobe,
             chunk_size=chunk_size,
             device=device,
+            backend=backend,
         )
         del features
         edge_weight = symmetric_normalize(edge_index, num_nodes).to(torch.float32)

@@ -170,6 +170,37 @@ def _search_ivf_complete(index, queries: np.ndarray, k: int, nprobe: int, nlist:
     return scores, ids
 
 
+class _TorchFlatIP:
+    r"""Exact inner-product search with dense torch products, a FAISS-like
+    ``add``/``search`` pair. Each product covers as many queries as fit in
+    ``scratch_bytes`` of similarities, so memory is the database plus that scratch."""
+
+    def __init__(
+        self, num_rows: int, dim: int, device: torch.device, scratch_bytes: int = 256 << 20
+    ):
+        self.device = device
+        self.database = torch.empty(num_rows, dim, dtype=torch.float32, device=device)
+        self.ntotal = 0
+        self.scratch_bytes = scratch_bytes
+
+    def add(self, rows: np.ndarray) -> None:
+        stop = self.ntotal + rows.shape[0]
+        self.database[self.ntotal : stop] = torch.from_numpy(rows).to(self.device)
+        self.ntotal = stop
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        database = self.database[: self.ntotal]
+        block = max(1, self.scratch_bytes // (4 * max(1, self.ntotal)))
+        scores = np.empty((queries.shape[0], k), dtype=np.float32)
+        ids = np.empty((queries.shape[0], k), dtype=np.int64)
+        for start in range(0, queries.shape[0], block):
+            query = torch.from_numpy(queries[start : start + block]).to(self.device)
+            top_scores, top_ids = (query @ database.T).topk(k, dim=1)
+            scores[start : start + block] = top_scores.cpu().numpy()
+            ids[start : start + block] = top_ids.cpu().numpy()
+        return scores, ids
+
+
 def _force_self(
     ids: np.ndarray, scores: np.ndarray, self_ids: np.ndarray, self_scores: np.ndarray
 ) -> None:
@@ -181,6 +212,38 @@ def _force_self(
         scores[missing, -1] = self_scores[missing]
 
 
+def _make_index(
+    x: ArrayLike,
+    norms: np.ndarray,
+    nonzero_ids: np.ndarray,
+    k: int,
+    mode: str,
+    backend: str,
+    nlist: int | None,
+    nprobe: int | None,
+    device: str | int | torch.device | None,
+    chunk_size: int,
+):
+    r"""The filled search index of the chosen backend and its IVF ``(nlist, nprobe)``."""
+    if backend == "torch":
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+        index = _TorchFlatIP(int(nonzero_ids.size), int(x.shape[1]), device)
+        for _, rows in _normalized_chunks(x, norms, chunk_size):
+            index.add(rows)
+        return index, None, None
+    gpu = _gpu_id(device)
+    if gpu is not None and k > _GPU_MAX_K:
+        warnings.warn(
+            f"knn_graph_cosine: k={k} exceeds FAISS' GPU limit of {_GPU_MAX_K}; "
+            f"searching on the CPU",
+            stacklevel=3,
+        )
+        gpu = None
+    return _build_index(x, norms, nonzero_ids, mode, nlist, nprobe, gpu, chunk_size)
+
+
 def knn_graph_cosine(
     x: ArrayLike,
     k: int,
@@ -190,6 +253,7 @@ def knn_graph_cosine(
     nprobe: int | None = None,
     chunk_size: int = _DEFAULT_CHUNK_SIZE,
     device: str | int | torch.device | None = None,
+    backend: str = "faiss",
     return_scores: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     r"""The cosine top-:math:`k` graph of the rows of :obj:`x`: every row :math:`i`
@@ -230,8 +294,15 @@ def knn_graph_cosine(
         chunk_size (int, optional): Rows normalized and queried at a time.
             (default: ``16384``)
         device (str or int or torch.device, optional): ``"cpu"`` forces the CPU,
-            ``"cuda[:i]"`` or ``i`` the FAISS GPU index; ``None`` picks the GPU when
-            available. (default: ``None``)
+            ``"cuda[:i]"`` or ``i`` a GPU; ``None`` picks the GPU when available (for
+            ``backend="faiss"``: when faiss has GPU support). (default: ``None``)
+        backend (str, optional): ``"faiss"``, or ``"torch"`` for exact search with
+            blocked dense torch products and :meth:`torch.Tensor.topk` (CPU or CUDA,
+            about 256 MB of scratch). The torch backend helps where FAISS is slow or
+            CPU-only: the OpenBLAS bundled with the ``faiss-cpu`` wheels falls back to
+            a generic kernel on CPUs it does not recognize (several times slower; the
+            environment variable ``OPENBLAS_CORETYPE`` fixes it), and ``faiss-cpu``
+            cannot use a GPU. (default: ``"faiss"``)
         return_scores (bool, optional): Also return the cosine of every edge.
             (default: ``False``)
 
@@ -244,6 +315,10 @@ def knn_graph_cosine(
     """
     if mode not in ("exact", "ivf"):
         raise ValueError(f"knn_graph_cosine: mode must be 'exact' or 'ivf', got '{mode}'")
+    if backend not in ("faiss", "torch"):
+        raise ValueError(f"knn_graph_cosine: backend must be 'faiss' or 'torch', got '{backend}'")
+    if backend == "torch" and mode != "exact":
+        raise ValueError("knn_graph_cosine: backend='torch' only supports mode='exact'")
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
         raise ValueError(f"knn_graph_cosine: k must be an integer, got {k!r}")
     if k <= 0:
@@ -271,16 +346,8 @@ def knn_graph_cosine(
     score = np.zeros(int(ptr[-1]), dtype=np.float32)
 
     if num_nonzero:
-        gpu = _gpu_id(device)
-        if gpu is not None and k_eff > _GPU_MAX_K:
-            warnings.warn(
-                f"knn_graph_cosine: k={k_eff} exceeds FAISS' GPU limit of "
-                f"{_GPU_MAX_K}; searching on the CPU",
-                stacklevel=2,
-            )
-            gpu = None
-        index, nlist, nprobe = _build_index(
-            x, norms, nonzero_ids, mode, nlist, nprobe, gpu, chunk_size
+        index, nlist, nprobe = _make_index(
+            x, norms, nonzero_ids, k_eff, mode, backend, nlist, nprobe, device, chunk_size
         )
         offsets = np.arange(k_eff, dtype=np.int64)
         for first, queries in _normalized_chunks(x, norms, chunk_size):
