@@ -1,0 +1,533 @@
+r"""Reader for datasets in the MMRec on-disk format.
+
+A dataset ``name`` lives in one folder ``root/name``:
+
+* ``name.inter``: tab-separated interactions with a header line, e.g.
+  ``userID  itemID  rating  timestamp  x_label``. Columns may come in any
+  order and extra columns are ignored; ``userID``, ``itemID`` and ``x_label``
+  (``0`` train, ``1`` valid, ``2`` test) are required.
+* one ``.npy`` file per modality (default ``image_feat.npy`` and
+  ``text_feat.npy``), a float array ``[N, d_m]`` whose row :math:`j` holds
+  the features of item :math:`j`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.data import HeteroData, InMemoryDataset
+
+from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key
+
+__all__ = ["MMRecDataset", "read_mmrec"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODALITIES: dict[str, str] = {
+    "image": "image_feat.npy",
+    "text": "text_feat.npy",
+}
+_REQUIRED_COLUMNS: tuple[str, ...] = ("userID", "itemID", "x_label")
+_SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")
+# Bump when the processed HeteroData changes meaning, so old caches are not reused.
+_PROCESSED_VERSION = 1
+# Largest number of decimal digits that always fits into int64.
+_MAX_DIGITS = 18
+_FEATURE_CHUNK_ROWS = 8192
+
+
+class MMRecDataset(InMemoryDataset):
+    r"""A multimodal recommendation dataset in the MMRec format
+    (`Zhou et al., 2023 <https://arxiv.org/abs/2302.03497>`_), read into one
+    :class:`~torch_geometric.data.HeteroData` following
+    :mod:`dreamgeo.datasets.schema`.
+
+    .. code-block:: python
+
+        data = MMRecDataset(root="data", name="baby")[0]
+        data["item"].x_text                                      # [N, 384]
+        data["user", "interacts", "item"].edge_index             # train [2, E]
+        data["user", "interacts", "item"].test_edge_index        # test  [2, E_test]
+
+    Item ids index the feature rows directly, so item :math:`j` is row
+    :math:`j` of every feature file and :math:`N` is the number of feature
+    rows (items that never occur in ``name.inter`` are kept). Users without a
+    training interaction are dropped together with their valid and test rows,
+    and the remaining users are renumbered :math:`0, \dots, M-1` in the order
+    of their original ids (kept as ``data['user'].original_id``). Repeated
+    ``(userID, itemID)`` rows are dropped with a warning; the one kept is the
+    earliest split (train before valid before test).
+
+    The processed :class:`HeteroData` is cached in ``root/name/processed``
+    under a name that fingerprints the raw files (size, modification time and
+    inode of each) and the modality mapping, so a changed file is never served
+    from a stale cache.
+
+    Args:
+        root (str or Path): The folder that holds the dataset folder ``name``.
+        name (str): The dataset name, e.g. ``"baby"``; the interactions are
+            read from ``root/name/name.inter``.
+        modalities (Mapping[str, str], optional): Modality name to ``.npy``
+            file name inside ``root/name``. The features of modality ``m`` are
+            stored as ``data['item'].x_<m>``. (default: :obj:`None`, meaning
+            ``{"image": "image_feat.npy", "text": "text_feat.npy"}``)
+        transform (callable, optional): A function applied to the
+            :class:`HeteroData` on every access. (default: :obj:`None`)
+        force_reload (bool, optional): Re-process even if a matching cache
+            exists. (default: :obj:`False`)
+        log (bool, optional): Print PyG's "Processing..." messages.
+            (default: :obj:`True`)
+
+    Shapes:
+        - **output:** ``data['item'].x_<m>`` float32 :math:`[N, d_m]`;
+          ``edge_index``, ``val_edge_index``, ``test_edge_index`` long
+          :math:`[2, E_{split}]` (row 0 user, row 1 item);
+          ``data['user'].original_id`` long :math:`[M]`.
+
+    Raises:
+        FileNotFoundError: If the folder or one of the files is missing.
+        ValueError: If a file is malformed; the message names the file and the
+            line, column or row at fault.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        name: str,
+        modalities: Mapping[str, str] | None = None,
+        transform: Callable[[HeteroData], HeteroData] | None = None,
+        force_reload: bool = False,
+        log: bool = True,
+    ) -> None:
+        self.name = name
+        self.modalities = _check_modalities(
+            DEFAULT_MODALITIES if modalities is None else modalities
+        )
+        self._root_path = Path(root).expanduser()
+        # Checked before InMemoryDataset.__init__, which would create the folder.
+        if not self._dataset_dir.is_dir():
+            raise FileNotFoundError(
+                f"dataset folder {self._dataset_dir} does not exist; expected "
+                f"{self._file_list()} in it (create synthetic data with "
+                f"dreamgeo.datasets.write_planted(root, {name!r}))"
+            )
+        if self._missing_files():
+            self.download()
+        self._fingerprint = self._compute_fingerprint()
+        super().__init__(
+            str(self._root_path), transform, force_reload=force_reload, log=log
+        )
+        self.load(self.processed_paths[0], data_cls=HeteroData)
+
+    @property
+    def _dataset_dir(self) -> Path:
+        return self._root_path / self.name
+
+    @property
+    def inter_file_name(self) -> str:
+        r"""The interaction file name, ``name.inter``."""
+        return f"{self.name}.inter"
+
+    @property
+    def raw_dir(self) -> str:
+        return str(self._dataset_dir)
+
+    @property
+    def processed_dir(self) -> str:
+        return str(self._dataset_dir / "processed")
+
+    @property
+    def raw_file_names(self) -> list[str]:
+        return [self.inter_file_name, *self.modalities.values()]
+
+    @property
+    def processed_file_names(self) -> list[str]:
+        return [f"data_{self._fingerprint}.pt"]
+
+    @property
+    def num_users(self) -> int:
+        r"""The number of users :math:`M` (after dropping users without a
+        training interaction)."""
+        return int(self._data[USER].num_nodes)
+
+    @property
+    def num_items(self) -> int:
+        r"""The number of items :math:`N` (rows of the feature files)."""
+        return int(self._data[ITEM].num_nodes)
+
+    def _file_list(self) -> str:
+        return ", ".join(self.raw_file_names)
+
+    def _missing_files(self) -> list[str]:
+        return [f for f in self.raw_file_names if not (self._dataset_dir / f).is_file()]
+
+    def _compute_fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(f"mmrec-v{_PROCESSED_VERSION}".encode())
+        digest.update(json.dumps(list(self.modalities.items())).encode())
+        for file_name in self.raw_file_names:
+            stat = (self._dataset_dir / file_name).stat()
+            digest.update(
+                f"|{file_name}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}".encode()
+            )
+        return digest.hexdigest()[:16]
+
+    def download(self) -> None:
+        r"""Nothing can be downloaded: raises :class:`FileNotFoundError`
+        naming the missing files."""
+        missing = self._missing_files()
+        raise FileNotFoundError(
+            f"dataset {self.name!r} in {self._dataset_dir} is missing "
+            f"{', '.join(missing)} (expected: {self._file_list()}); MMRec files "
+            f"cannot be downloaded here, put them there or create a synthetic "
+            f"dataset with dreamgeo.datasets.write_planted(root, {self.name!r})"
+        )
+
+    def process(self) -> None:
+        data = read_mmrec(self._dataset_dir, self.name, self.modalities)
+        path = Path(self.processed_paths[0])
+        partial = path.with_name(path.name + ".partial")
+        self.save([data], str(partial))
+        os.replace(partial, path)  # never leave a half-written cache under its name
+        for stale in path.parent.glob("data_*.pt"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.name!r}, num_users={self.num_users}, "
+            f"num_items={self.num_items}, modalities={list(self.modalities)})"
+        )
+
+
+def _check_modalities(modalities: Mapping[str, str]) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for modality, file_name in modalities.items():
+        if not isinstance(modality, str) or not modality.isidentifier():
+            raise ValueError(
+                f"modality name {modality!r} must be a Python identifier "
+                f"(it becomes the attribute x_<modality>)"
+            )
+        if not isinstance(file_name, str) or not file_name:
+            raise ValueError(f"modality {modality!r}: file name {file_name!r} is invalid")
+        checked[modality] = file_name
+    return checked
+
+
+def read_mmrec(
+    dataset_dir: str | os.PathLike,
+    name: str,
+    modalities: Mapping[str, str],
+) -> HeteroData:
+    r"""Reads and validates ``dataset_dir/name.inter`` and the modality files
+    into a :class:`HeteroData` (the work behind :class:`MMRecDataset`, without
+    the cache).
+
+    Args:
+        dataset_dir (str or Path): The folder holding the files.
+        name (str): The dataset name (``name.inter``).
+        modalities (Mapping[str, str]): Modality name to ``.npy`` file name.
+    """
+    dataset_dir = Path(dataset_dir)
+    inter_path = dataset_dir / f"{name}.inter"
+    feature_paths = {m: dataset_dir / f for m, f in modalities.items()}
+    for path in [inter_path, *feature_paths.values()]:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist")
+
+    arrays = {m: _open_features(p, m) for m, p in feature_paths.items()}
+    num_items = _check_row_counts(arrays, feature_paths)
+
+    columns, line_numbers = _read_inter(inter_path)
+    users, items, labels = (columns[c] for c in _REQUIRED_COLUMNS)
+    _check_values(inter_path, items, labels, line_numbers, num_items, feature_paths)
+    if num_items is None:  # no modality: the catalogue is what the file shows
+        num_items = int(items.max()) + 1
+
+    features = {
+        m: _load_features(arrays[m], feature_paths[m], m) for m in feature_paths
+    }
+
+    data = HeteroData()
+    edges, original_user_ids = _build_splits(
+        inter_path, users, items, labels, line_numbers, num_items
+    )
+    data[USER].num_nodes = len(original_user_ids)
+    data[USER].original_id = torch.from_numpy(original_user_ids)
+    data[ITEM].num_nodes = num_items
+    for modality, x in features.items():
+        data[ITEM][feature_key(modality)] = torch.from_numpy(x)
+    store = data[INTERACTS]
+    store.edge_index, store.val_edge_index, store.test_edge_index = edges
+    logger.info(
+        "%s: %d users, %d items, %d train / %d valid / %d test interactions, "
+        "modalities %s",
+        name,
+        len(original_user_ids),
+        num_items,
+        edges[0].size(1),
+        edges[1].size(1),
+        edges[2].size(1),
+        {m: tuple(x.shape) for m, x in features.items()},
+    )
+    return data
+
+
+def _read_inter(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    r"""Tokenizes a tab-separated file with a header, vectorized over bytes,
+    and parses the required columns as non-negative integers. Returns the
+    columns and the 1-based file line number of every row."""
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte order mark
+        raw = raw[3:]
+    if not raw.strip():
+        raise ValueError(f"{path}: the file is empty (expected a header line)")
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    if (buf == ord("\r")).any():
+        buf = buf[buf != ord("\r")]
+    if buf[-1] != ord("\n"):
+        buf = np.concatenate([buf, np.array([ord("\n")], dtype=np.uint8)])
+
+    is_newline = buf == ord("\n")
+    line_end = np.flatnonzero(is_newline)
+    line_start = np.concatenate([[0], line_end[:-1] + 1])
+
+    header = buf[: line_end[0]].tobytes().decode("utf-8", errors="replace")
+    names = [n.strip() for n in header.split("\t")]
+    missing = [c for c in _REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise ValueError(
+            f"{path}: line 1 (header): missing column(s) {', '.join(missing)}; "
+            f"found {names} (the header must name the tab-separated columns "
+            f"{', '.join(_REQUIRED_COLUMNS)})"
+        )
+    repeated = sorted({n for n in names if names.count(n) > 1 and n})
+    if repeated:
+        raise ValueError(f"{path}: line 1 (header): repeated column(s) {repeated}")
+    num_columns = len(names)
+
+    is_tab = buf == ord("\t")
+    tab_positions = np.flatnonzero(is_tab)
+    tabs_per_line = np.searchsorted(tab_positions, line_end) - np.searchsorted(
+        tab_positions, line_start
+    )
+    is_row = line_end > line_start  # blank lines are skipped
+    is_row[0] = False  # header
+    row_lines = np.flatnonzero(is_row)
+    if len(row_lines) == 0:
+        raise ValueError(f"{path}: the file has a header line but no interaction rows")
+    wrong_width = is_row & (tabs_per_line != num_columns - 1)
+    if wrong_width.any():
+        first = int(np.argmax(wrong_width))
+        raise ValueError(
+            f"{path}: line {first + 1}: {int(tabs_per_line[first]) + 1} "
+            f"tab-separated fields, but the header has {num_columns}"
+        )
+
+    separators = is_tab | is_newline
+    separators[: line_end[0] + 1] = False
+    blank_lines = np.flatnonzero(~is_row)[1:]
+    separators[line_end[blank_lines]] = False
+    separators = np.flatnonzero(separators).reshape(-1, num_columns)
+
+    line_numbers = row_lines + 1
+    columns: dict[str, np.ndarray] = {}
+    faults: list[tuple[int, str, str]] = []
+    for column in _REQUIRED_COLUMNS:
+        j = names.index(column)
+        start = line_start[row_lines] if j == 0 else separators[:, j - 1] + 1
+        values, fault_row, reason = _parse_non_negative(buf, start, separators[:, j])
+        columns[column] = values
+        if fault_row is not None:
+            faults.append((fault_row, column, reason))
+    if faults:
+        row, column, reason = min(faults)
+        j = names.index(column)
+        start = line_start[row_lines[row]] if j == 0 else separators[row, j - 1] + 1
+        text = buf[start : separators[row, j]].tobytes().decode("utf-8", "replace")
+        raise ValueError(f"{path}: line {line_numbers[row]}: {column} {text!r} {reason}")
+    return columns, line_numbers
+
+
+def _parse_non_negative(
+    buf: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, int | None, str]:
+    r"""Parses the decimal fields ``buf[start:end]`` digit position by digit
+    position. Returns the values, the first faulty row (or :obj:`None`) and
+    why it is faulty."""
+    length = end - start
+    negative = (length > 1) & (buf[np.minimum(start, len(buf) - 1)] == ord("-"))
+    not_integer = length == 0
+    value = np.zeros(len(start), dtype=np.int64)
+    for k in range(int(length.max(initial=0))):
+        active = k < length
+        digit = buf[np.minimum(start + k, len(buf) - 1)].astype(np.int64) - ord("0")
+        is_digit = (digit >= 0) & (digit <= 9)
+        is_sign = negative if k == 0 else False
+        not_integer |= active & ~(is_digit | is_sign)
+        # Faulty rows may wrap around here; they are reported, never returned.
+        value = np.where(active & is_digit, value * 10 + digit, value)
+    too_long = ~not_integer & (length - negative > _MAX_DIGITS)
+    negative &= ~not_integer
+    fault = not_integer | negative | too_long
+    if not fault.any():
+        return value, None, ""
+    row = int(np.argmax(fault))
+    if not_integer[row]:
+        reason = "is not an integer" if length[row] else "is empty"
+    elif negative[row]:
+        reason = "is negative (ids must be non-negative integers)"
+    else:
+        reason = f"has more than {_MAX_DIGITS} digits"
+    return value, row, reason
+
+
+def _open_features(path: Path, modality: str) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(
+            f"{path} (modality {modality!r}): not a readable .npy array ({error})"
+        ) from None
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path} (modality {modality!r}): not a single .npy array")
+    if array.ndim != 2:
+        raise ValueError(
+            f"{path} (modality {modality!r}): features must be 2-D "
+            f"[num_items, dim], got shape {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(
+            f"{path} (modality {modality!r}): dtype {array.dtype} is not a float "
+            f"dtype"
+        )
+    return array
+
+
+def _check_row_counts(
+    arrays: dict[str, np.ndarray], paths: dict[str, Path]
+) -> int | None:
+    if not arrays:
+        return None
+    rows = {m: a.shape[0] for m, a in arrays.items()}
+    if len(set(rows.values())) > 1:
+        listing = ", ".join(f"{paths[m].name} has {n}" for m, n in rows.items())
+        raise ValueError(
+            f"modality files disagree on the number of items (rows): {listing}"
+        )
+    return next(iter(rows.values()))
+
+
+def _load_features(array: np.ndarray, path: Path, modality: str) -> np.ndarray:
+    r"""Copies ``array`` into float32 block by block, checking that every
+    value is finite and counting all-zero rows."""
+    out = np.empty(array.shape, dtype=np.float32)
+    num_zero_rows = 0
+    for begin in range(0, array.shape[0], _FEATURE_CHUNK_ROWS):
+        block = out[begin : begin + _FEATURE_CHUNK_ROWS]
+        with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+            block[...] = array[begin : begin + _FEATURE_CHUNK_ROWS]
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            row = begin + int(np.argmin(finite))
+            raise ValueError(
+                f"{path} (modality {modality!r}): row {row} (item {row}) holds "
+                f"NaN or infinite values (after conversion to float32)"
+            )
+        num_zero_rows += int((~block.any(axis=1)).sum())
+    if num_zero_rows:
+        logger.warning(
+            "%s (modality %r): %d of %d items have all-zero features",
+            path,
+            modality,
+            num_zero_rows,
+            array.shape[0],
+        )
+    return out
+
+
+def _check_values(
+    path: Path,
+    items: np.ndarray,
+    labels: np.ndarray,
+    line_numbers: np.ndarray,
+    num_items: int | None,
+    feature_paths: dict[str, Path],
+) -> None:
+    bad_label = labels > 2
+    if bad_label.any():
+        row = int(np.argmax(bad_label))
+        raise ValueError(
+            f"{path}: line {line_numbers[row]}: x_label {labels[row]} is not 0 "
+            f"(train), 1 (valid) or 2 (test)"
+        )
+    if num_items is not None:
+        out_of_range = items >= num_items
+        if out_of_range.any():
+            row = int(np.argmax(out_of_range))
+            files = ", ".join(p.name for p in feature_paths.values())
+            raise ValueError(
+                f"{path}: line {line_numbers[row]}: itemID {items[row]} is out of "
+                f"range: the feature files ({files}) have {num_items} rows, so "
+                f"item ids must lie in 0..{num_items - 1}"
+            )
+    if not (labels == 0).any():
+        raise ValueError(
+            f"{path}: no training rows (x_label 0); every user needs training "
+            f"interactions"
+        )
+
+
+def _build_splits(
+    path: Path,
+    users: np.ndarray,
+    items: np.ndarray,
+    labels: np.ndarray,
+    line_numbers: np.ndarray,
+    num_items: int,
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], np.ndarray]:
+    r"""Drops duplicates and users without training rows, renumbers users and
+    returns the train / valid / test edge indices and the original user ids."""
+    unique_users, user_index = np.unique(users, return_inverse=True)
+    key = user_index.astype(np.int64) * num_items + items
+    # By (user, item), then split priority, then file order; keep the first.
+    order = np.lexsort((line_numbers, labels, key))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order[1:]] != key[order[:-1]]
+    keep = order[first]
+    num_duplicates = len(order) - len(keep)
+    if num_duplicates:
+        warnings.warn(
+            f"{path}: dropped {num_duplicates} duplicate (userID, itemID) rows, "
+            f"keeping one per pair (train before valid before test)",
+            stacklevel=2,
+        )
+    user_index, items, labels = user_index[keep], items[keep], labels[keep]
+
+    has_train = np.bincount(user_index[labels == 0], minlength=len(unique_users)) > 0
+    num_dropped = int((~has_train).sum())
+    if num_dropped:
+        dropped_rows = int((~has_train[user_index]).sum())
+        logger.info(
+            "%s: dropped %d users without training interactions (%d valid/test rows)",
+            path,
+            num_dropped,
+            dropped_rows,
+        )
+        new_index = np.cumsum(has_train) - 1
+        kept_rows = has_train[user_index]
+        user_index = new_index[user_index[kept_rows]]
+        items, labels = items[kept_rows], labels[kept_rows]
+
+    edges = tuple(
+        torch.from_numpy(np.stack([user_index[labels == s], items[labels == s]]))
+        for s in range(len(_SPLIT_NAMES))
+    )
+    return edges, unique_users[has_train].astype(np.int64)
