@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -293,25 +294,52 @@ def _results_table(result, model_name: str, data_info: str) -> str:
     return "\n".join(rows)
 
 
+def _init_distributed(device: str) -> int:
+    r"""Joins the process group that ``torchrun`` describes in the environment (gloo on
+    CPUs, NCCL on GPUs); returns this process's rank (0 without torchrun)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return dist.get_rank()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    use_cuda = device == "cuda" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank()
+
+
 def _train(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
     from dreamgeo.train import TrainConfig, Trainer
 
-    torch.manual_seed(args.seed)
-    data, data_info = load_data(args.dataset, args.data_root, args.preset, args.data_seed)
+    rank = _init_distributed(args.device)
+    say = print if rank == 0 else (lambda *a, **k: None)
     data_name = f"planted_{args.preset}" if args.preset else args.dataset
     suffix = f"-{args.ablation}" if args.ablation != "full" else ""
     out_dir = Path(args.out_dir or f"runs/{data_name}-{args.model}{suffix}-seed{args.seed}")
-    print(
+    cache_dir = str(Path(args.data_root) / "cache")
+    # rank 0 generates / processes the data and builds the graph caches first; the
+    # other ranks then read them instead of racing to write them
+    if rank != 0:
+        dist.barrier()
+    torch.manual_seed(args.seed)
+    data, data_info = load_data(args.dataset, args.data_root, args.preset, args.data_seed)
+    say(
         f"dreamgeo: {data[USER].num_nodes} users, {data[ITEM].num_nodes} items, "
         f"{data[INTERACTS].edge_index.size(1)} training interactions, modalities "
         f"{modality_names(data)}; run directory {out_dir}"
     )
     tic = time.perf_counter()
-    model = build_model(args.model, data, vars(args), cache_dir=str(Path(args.data_root) / "cache"))
-    print(
+    model = build_model(args.model, data, vars(args), cache_dir=cache_dir)
+    say(
         f"dreamgeo: built {args.model} in {time.perf_counter() - tic:.1f} s "
         f"({sum(p.numel() for p in model.parameters())} parameters)"
     )
+    if rank == 0 and dist.is_initialized():
+        dist.barrier()
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -325,6 +353,12 @@ def _train(args: argparse.Namespace) -> int:
     )
     run_info = {"args": {k: v for k, v in vars(args).items() if k != "func"}, "data": data_info}
     result = Trainer(model, data, config, run_info=run_info).fit()
+    if dist.is_initialized():
+        world_size = dist.get_world_size()
+        dist.destroy_process_group()
+        if rank != 0:
+            return 0
+        data_info += f", {world_size} processes"
     table = _results_table(result, args.model, data_info)
     print(table)
     (out_dir / "result.md").write_text(table + "\n")
@@ -422,6 +456,7 @@ def _generate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     r"""Entry point of the ``dreamgeo`` console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("faiss").setLevel(logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"train": _train, "recommend": _recommend, "generate": _generate}[args.command]

@@ -9,11 +9,14 @@ import io
 import json
 import logging
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
@@ -34,9 +37,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     r"""``device`` if it is usable, else the CPU with a warning that says why."""
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        log.warning(
-            "CUDA was requested but is not available here; training on the CPU."
-        )
+        log.warning("CUDA was requested but is not available here; training on the CPU.")
         print("dreamgeo: CUDA was requested but is not available; falling back to CPU.")
         return torch.device("cpu")
     return device
@@ -81,9 +82,7 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
             if getattr(self, name) <= 0:
-                raise ValueError(
-                    f"TrainConfig: {name} must be > 0, got {getattr(self, name)}"
-                )
+                raise ValueError(f"TrainConfig: {name} must be > 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
         metric, _, k = self.stopping_metric.partition("@")
@@ -111,6 +110,24 @@ class TrainResult:
     stopped_early: bool = False
 
 
+class _LossModule(torch.nn.Module):
+    r"""Routes :meth:`Recommender.loss` through ``forward`` so that
+    :class:`~torch.nn.parallel.DistributedDataParallel` can hook it."""
+
+    def __init__(self, model: Recommender):
+        super().__init__()
+        self.model = model
+
+    def forward(self, users, pos_items, neg_items):
+        return self.model.loss(users, pos_items, neg_items)
+
+
+def _distributed() -> tuple[bool, int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return True, dist.get_rank(), dist.get_world_size()
+    return False, 0, 1
+
+
 class Trainer:
     r"""Trains a :class:`~dreamgeo.models.Recommender` with the paper's protocol: an
     epoch visits every training interaction once with a uniform negative (BPR), Adam
@@ -124,6 +141,17 @@ class Trainer:
     optimizer, sampler and RNG state, best weights, early-stopping counter), so a run
     killed at any point resumes with :obj:`resume=True` to the same result as an
     uninterrupted one on the CPU.
+
+    **Several processes.** When :mod:`torch.distributed` is initialized (e.g. under
+    ``torchrun``), the model is wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel` (graph, features and tables
+    replicated; gradients all-reduced), each rank takes a disjoint shard of every
+    global batch of :obj:`batch_size` triples (``batch_size // world_size`` each, so
+    the global batch and the optimizer steps match one process), evaluation splits the
+    users over the ranks and all-reduces the metric sums, and only rank 0 writes logs
+    and checkpoints (with every rank's sampler and RNG state, so resuming is exact).
+    In-batch negatives of the alignment losses are per rank, hence results agree with
+    one process up to that and the negatives drawn, not bit for bit.
 
     Args:
         model (Recommender): The model (moved to :obj:`config.device`).
@@ -141,7 +169,10 @@ class Trainer:
         run_info: dict[str, Any] | None = None,
     ):
         self.config = config or TrainConfig()
+        self.distributed, self.rank, self.world_size = _distributed()
         self.device = resolve_device(self.config.device)
+        if self.device.type == "cuda" and self.distributed and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.model = model.to(self.device)
         self.run_info = run_info or {}
         store = data[INTERACTS]
@@ -166,16 +197,41 @@ class Trainer:
             batch_size=self.config.eval_batch_size,
         )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        self.loss_module: torch.nn.Module = _LossModule(self.model)
+        if self.distributed:
+            # graphs and features are rebuilt identically on every rank; sparse buffers
+            # cannot be broadcast, so DDP syncs parameters only
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                self.loss_module, [name for name, _ in self.loss_module.named_buffers()]
+            )
+            with warnings.catch_warnings():  # broadcast_buffers=False is what we mean
+                warnings.simplefilter("ignore", FutureWarning)
+                self.loss_module = DistributedDataParallel(
+                    self.loss_module,
+                    broadcast_buffers=False,
+                    device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                )
+        self.is_main = self.rank == 0
         self.out_dir = Path(self.config.out_dir) if self.config.out_dir else None
 
     # ------------------------------------------------------------------ state
-    def _state(self, epoch: int, best: dict[str, Any], history: list) -> dict[str, Any]:
+    def _rank_states(self) -> list[dict[str, Any]]:
+        local = {"sampler": self.sampler.state_dict(), "torch_rng": torch.get_rng_state()}
+        if not self.distributed:
+            return [local]
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, local)
+        return gathered
+
+    def _state(
+        self, epoch: int, best: dict[str, Any], history: list, ranks: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         return {
             "epoch": epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            "ranks": ranks,
+            "world_size": self.world_size,
             "best": best,
             "history": history,
             "config": asdict(self.config),
@@ -190,8 +246,7 @@ class Trainer:
             state = torch.load(path, map_location=self.device, weights_only=False)
         except Exception as error:
             raise RuntimeError(
-                f"{path}: cannot read the checkpoint ({error}); delete it or start "
-                "without --resume"
+                f"{path}: cannot read the checkpoint ({error}); delete it or start without --resume"
             ) from error
         expected = (
             type(self.model).__name__,
@@ -209,10 +264,16 @@ class Trainer:
                 f"items does not match this run ({expected[0]}, {expected[1]} × "
                 f"{expected[2]})"
             )
+        if state.get("world_size", 1) != self.world_size:
+            raise RuntimeError(
+                f"{path}: written by {state.get('world_size', 1)} processes, resumed with "
+                f"{self.world_size}; resume with the same number of processes"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
+        own = state["ranks"][self.rank]
+        self.sampler.load_state_dict(own["sampler"])
+        torch.set_rng_state(own["torch_rng"])
         return state["epoch"], state["best"], state["history"]
 
     def _write_logs(self, history: list[dict[str, Any]]) -> None:
@@ -255,14 +316,20 @@ class Trainer:
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + float(value)
-        return {name: value / max(steps, 1) for name, value in sums.items()}
+        means = {name: value / max(steps, 1) for name, value in sums.items()}
+        if self.distributed:
+            names = sorted(means)
+            values = torch.tensor([means[name] for name in names], dtype=torch.float64)
+            dist.all_reduce(values)
+            means = dict(zip(names, (values / self.world_size).tolist()))
+        return means
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, dict[str, float]]:
         r"""Full-ranking validation and test metrics of the current weights."""
         self.model.eval()
         user_emb, item_emb = self.model.embeddings()
-        return self.evaluator.evaluate(user_emb, item_emb)
+        return self.evaluator.evaluate(user_emb, item_emb, distributed=self.distributed)
 
     def fit(self) -> TrainResult:
         r"""Runs the protocol and returns the result at the best epoch."""
@@ -281,11 +348,10 @@ class Trainer:
             last_epoch, best, history = self._load(checkpoint)
             start_epoch = last_epoch + 1
             log.info("Resumed from %s at epoch %d", checkpoint, last_epoch)
-            print(f"dreamgeo: resumed from {checkpoint} after epoch {last_epoch}")
-        elif config.resume:
-            print(
-                f"dreamgeo: --resume given but no checkpoint in {self.out_dir}; starting anew"
-            )
+            if self.is_main:
+                print(f"dreamgeo: resumed from {checkpoint} after epoch {last_epoch}")
+        elif config.resume and self.is_main:
+            print(f"dreamgeo: --resume given but no checkpoint in {self.out_dir}; starting anew")
 
         stopped_early = best["bad_epochs"] >= config.patience
         epochs = tqdm(
@@ -332,8 +398,12 @@ class Trainer:
                 best=f"{best['score']:.4f}@{best['epoch']}",
             )
             if self.out_dir is not None:
-                self._write_logs(history)
-                atomic_save(self._state(epoch, best, history), checkpoint)
+                ranks = self._rank_states()
+                if self.is_main:
+                    self._write_logs(history)
+                    atomic_save(self._state(epoch, best, history, ranks), checkpoint)
+                if self.distributed:
+                    dist.barrier()
         epochs.close()
 
         if best["state"] is not None:
