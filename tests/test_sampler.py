@@ -149,7 +149,10 @@ def test_ranks_draw_from_different_negative_streams():
         BPRSampler(edge_index, 20, 30, batch_size=1000, rank=r, world_size=2) for r in (0, 1)
     ]
     single = BPRSampler(edge_index, 20, 30, batch_size=1000, shuffle=True)
-    negatives = [sampler._draw_negatives() for sampler in [*rank_samplers, single]]
+    negatives = []
+    for sampler in [*rank_samplers, single]:
+        sampler._draw_negatives()  # one negative per interaction, before sharding
+        negatives.append(sampler._triples[2].clone())
     assert not torch.equal(negatives[0], negatives[1])
     assert torch.equal(negatives[0], negatives[2])  # rank 0 of any world size: same stream
 

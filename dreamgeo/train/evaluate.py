@@ -50,9 +50,9 @@ def _sorted_unique_keys(edge_index: Tensor, num_items: int) -> Tensor:
     return torch.unique(edge_index[0] * num_items + edge_index[1], sorted=True)
 
 
-def _gather_csr_rows(rowptr: Tensor, col: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    r"""The entries of the CSR rows ``rows`` as (position in ``rows``, column)
-    pairs, without a Python loop over rows."""
+def _csr_rows(rowptr: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The entries of the CSR rows ``rows`` as (position in ``rows``, entry
+    index) pairs, without a Python loop over rows."""
     start = rowptr[rows]
     count = rowptr[rows + 1] - start
     total = int(count.sum())
@@ -61,15 +61,14 @@ def _gather_csr_rows(rowptr: Tensor, col: Tensor, rows: Tensor) -> tuple[Tensor,
     )
     first = torch.repeat_interleave(start - (count.cumsum(0) - count), count,
                                     output_size=total)
-    return local_row, col[first + torch.arange(total, device=rows.device)]
+    return local_row, first + torch.arange(total, device=rows.device)
 
 
-def _isin_sorted(query: Tensor, sorted_keys: Tensor) -> Tensor:
-    r"""Elementwise membership of ``query`` in the sorted 1-D ``sorted_keys``."""
-    if sorted_keys.numel() == 0:
-        return torch.zeros_like(query, dtype=torch.bool)
-    position = torch.searchsorted(sorted_keys, query)
-    return sorted_keys[position.clamp_(max=sorted_keys.numel() - 1)] == query
+def _csr_from_keys(keys: Tensor, num_rows: int, num_cols: int) -> tuple[Tensor, Tensor]:
+    r"""``(rowptr, col)`` of the sorted keys ``row * num_cols + col``."""
+    rowptr = torch.zeros(num_rows + 1, dtype=torch.long)
+    rowptr[1:] = torch.bincount(keys // num_cols, minlength=num_rows).cumsum(0)
+    return rowptr, keys % num_cols
 
 
 class FullRankEvaluator:
@@ -100,10 +99,12 @@ class FullRankEvaluator:
     after masking, masked items fill the tail of the top-:math:`K`; they are
     never counted as hits.
 
-    All work is vectorized per batch of users: one ``[B, N]`` score block, one
-    ``topk``, membership of the ``[B, max K]`` top items in the sorted held-out
-    keys by ``searchsorted``, and every metric from cumulative sums of the
-    ``[B, max K]`` hit matrix. Memory is :math:`O(B \cdot N)`.
+    All work is vectorized per batch of users: one ``[B, N]`` score block with
+    the training items set to :math:`-\infty` from a CSR of the training
+    interactions, one ``topk``, a ``[B, N]`` matrix of bit flags (bit 0
+    training, bit :math:`s + 1` held out in split :math:`s`) gathered at the
+    top items, and every metric from cumulative sums of the ``[S, B, max K]``
+    hit matrix. Memory is :math:`O(B \cdot N)`; no loop over users.
 
     Args:
         train_edge_index (torch.Tensor): Training interactions (row 0 users,
@@ -162,28 +163,33 @@ class FullRankEvaluator:
         self.batch_size = int(batch_size)
         self.split_names: tuple[str, ...] = tuple(eval_edge_indices)
 
+        if len(eval_edge_indices) > 30:
+            raise ValueError(
+                f"evaluate.py: at most 30 held-out splits, got {len(eval_edge_indices)}"
+            )
+
         _check_edge_index(train_edge_index, num_users, num_items, "train_edge_index")
         train_keys = _sorted_unique_keys(train_edge_index, num_items)
-        self._train_keys = train_keys
-        train_user = train_keys // num_items
-        self._train_col = train_keys % num_items
-        self._train_rowptr = torch.zeros(num_users + 1, dtype=torch.long)
-        train_degree = torch.bincount(train_user, minlength=num_users)
-        self._train_rowptr[1:] = train_degree.cumsum(0)
-        # Only users with fewer than max K unmasked items can see masked items in
-        # their top-K; the membership test against training keys is skipped otherwise.
+        self._train_rowptr, self._train_col = _csr_from_keys(train_keys, num_users, num_items)
+        train_degree = self._train_rowptr.diff()
+        # Masked items can only reach the top-K of users with fewer than max K others.
         self._short_list_users = bool((num_items - train_degree < self.max_k).any())
 
-        self._heldout_keys: list[Tensor] = []
-        heldout_count = []
-        for name, edge_index in eval_edge_indices.items():
+        # One CSR of flags per (user, item): bit 0 training, bit s + 1 held out in split s.
+        flag_keys, flag_bits, heldout_count = [train_keys], [torch.ones_like(train_keys)], []
+        for split, (name, edge_index) in enumerate(eval_edge_indices.items()):
             _check_edge_index(edge_index, num_users, num_items, f"eval_edge_indices[{name!r}]")
             keys = _sorted_unique_keys(edge_index, num_items)
             if keys.numel() == 0:
                 logger.warning("split %r has no held-out interactions; its metrics are 0", name)
-            self._heldout_keys.append(keys)
+            flag_keys.append(keys)
+            flag_bits.append(torch.full_like(keys, 1 << (split + 1)))
             heldout_count.append(torch.bincount(keys // num_items, minlength=num_users))
         self._heldout_count = torch.stack(heldout_count)  # [S, M]
+        keys, inverse = torch.unique(torch.cat(flag_keys), sorted=True, return_inverse=True)
+        self._flag_rowptr, self._flag_col = _csr_from_keys(keys, num_users, num_items)
+        self._flag_bit = torch.zeros_like(keys).scatter_add_(0, inverse, torch.cat(flag_bits))
+        self._flag_dtype = torch.int16 if len(self.split_names) < 15 else torch.int32
 
         self.eval_users: Tensor = (self._heldout_count > 0).any(0).nonzero().view(-1)
         r"""Users with at least one held-out item in some split, ``[M_eval]``."""
@@ -197,12 +203,16 @@ class FullRankEvaluator:
 
     def _state_on(self, device: torch.device) -> tuple[Tensor, ...]:
         if device not in self._device_state:
-            self._device_state[device] = (
-                self._train_rowptr.to(device),
-                self._train_col.to(device),
-                self._heldout_count.to(device),
-                self._train_keys.to(device),
-                *(keys.to(device) for keys in self._heldout_keys),
+            self._device_state[device] = tuple(
+                tensor.to(device)
+                for tensor in (
+                    self._train_rowptr,
+                    self._train_col,
+                    self._flag_rowptr,
+                    self._flag_col,
+                    self._flag_bit.to(self._flag_dtype),
+                    self._heldout_count,
+                )
             )
         return self._device_state[device]
 
@@ -213,8 +223,8 @@ class FullRankEvaluator:
         rowptr, col = self._state_on(device)[:2]
         if scores._is_view():  # never write -inf into the caller's tensor
             scores = scores.clone()
-        local_row, train_item = _gather_csr_rows(rowptr, col, users)
-        scores.index_put_((local_row, train_item),
+        local_row, entry = _csr_rows(rowptr, users)
+        scores.index_put_((local_row, col[entry]),
                           torch.tensor(float("-inf"), dtype=scores.dtype, device=device))
         return scores.topk(k, dim=1, sorted=True).indices
 
@@ -270,14 +280,19 @@ class FullRankEvaluator:
         r"""Metric sums ``[S, len(metric_names)]`` and user counts ``[S]`` of one
         batch of users with scores ``[B, N]``."""
         device = scores.device
-        _, _, heldout_count, train_keys, *heldout_keys = self._state_on(device)
+        _, _, flag_rowptr, flag_col, flag_bit, heldout_count = self._state_on(device)
         top_items = self._masked_top_items(users, scores, self.max_k)  # [B, maxK]
-        top_keys = users.view(-1, 1) * self.num_items + top_items
-        accumulate_dtype = torch.float32 if device.type == "mps" else torch.float64
-        hits = torch.stack([_isin_sorted(top_keys, keys) for keys in heldout_keys])
+        flags = torch.zeros(scores.shape, dtype=self._flag_dtype, device=device)
+        local_row, entry = _csr_rows(flag_rowptr, users)
+        flags[local_row, flag_col[entry]] = flag_bit[entry]
+        top_flags = flags.gather(1, top_items)  # [B, maxK]
+        del flags
+        shifts = torch.arange(1, len(self.split_names) + 1, device=device, dtype=top_flags.dtype)
+        hits = (top_flags.unsqueeze(0) >> shifts.view(-1, 1, 1)) & 1  # [S, B, maxK]
         if self._short_list_users:  # masked items fill the tail of short lists
-            hits &= ~_isin_sorted(top_keys, train_keys)
-        hits = hits.to(accumulate_dtype)  # [S, B, maxK]
+            hits &= 1 - (top_flags & 1)
+        accumulate_dtype = torch.float32 if device.type == "mps" else torch.float64
+        hits = hits.to(accumulate_dtype)
         num_heldout = heldout_count[:, users].to(accumulate_dtype)  # [S, B]
 
         rank = torch.arange(1, self.max_k + 1, device=device, dtype=accumulate_dtype)

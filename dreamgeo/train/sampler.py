@@ -32,7 +32,8 @@ class BPRSampler:
     negative :math:`i^-` drawn uniformly from
     :math:`\mathcal{I} \setminus \mathcal{I}_u^{train}`.
 
-    Negatives are drawn exactly, without rejection rounds: with
+    Negatives are drawn directly from the complement, without rejection
+    rounds: with
     :math:`a_0 < a_1 < \dots` the user's sorted training items,
     :math:`b_j = a_j - j` counts the non-interacted items below :math:`a_j`, so
     the :math:`r`-th non-interacted item (0-based) is
@@ -42,9 +43,10 @@ class BPRSampler:
         \qquad r \sim \mathcal{U}\{0, \dots, N - |\mathcal{I}_u^{train}| - 1\},
 
     one ``searchsorted`` over the sorted keys :math:`u N + b_j` for the whole
-    epoch. This is exactly uniform and costs the same for a user who
-    interacted with almost every item as for anyone else (rejection sampling
-    needs about :math:`N / (N - |\mathcal{I}_u|)` rounds for that user).
+    epoch (:math:`r` is a 62-bit draw modulo the number of free items, a
+    relative bias below :math:`N / 2^{62}`). It costs the same for a user who
+    interacted with almost every item as for anyone else, where rejection
+    sampling needs about :math:`N / (N - |\mathcal{I}_u|)` rounds for that user.
 
     All random draws of an epoch (order and negatives) are made when
     :meth:`epoch` is called, on CPU, from generators the sampler owns; the
@@ -123,8 +125,10 @@ class BPRSampler:
         # (cache-friendly); ``_column_order`` lists them in their column order.
         edge_key = edge_index[0] * self.num_items + edge_index[1]
         sort_perm = torch.argsort(edge_key, stable=True)
-        self._users = edge_index[0, sort_perm].contiguous()
-        self._items = edge_index[1, sort_perm].contiguous()
+        # Rows: user, positive item, and the negatives of the current epoch.
+        self._triples = torch.empty(3, sort_perm.numel(), dtype=torch.long)
+        self._triples[:2] = edge_index[:, sort_perm]
+        self._users, self._items = self._triples[0], self._triples[1]
         self._column_order = torch.empty_like(sort_perm)
         self._column_order[sort_perm] = torch.arange(sort_perm.numel())
         self._prepare_negatives(edge_key[sort_perm])
@@ -201,14 +205,16 @@ class BPRSampler:
         position_in_row = torch.arange(keys.numel()) - rowptr[key_user]
         free_below = keys % num_items - position_in_row  # b_j, non-decreasing per user
         self._gap_keys = key_user * num_items + free_below
-        # Per stored interaction: its user's first gap key, query base and free count.
-        self._edge_row_start = rowptr[self._users]
+        # Per stored interaction: its user's query base u * N, the offset that turns
+        # searchsorted's global position into a count within the user's row, and
+        # the number of the user's non-interacted items.
         self._edge_query_base = self._users * num_items
+        self._edge_offset = self._edge_query_base + rowptr[self._users]
         self._edge_num_free = num_items - degree[self._users]
 
-    def _shard_layout(self) -> tuple[Tensor, list[int]]:
-        r"""Positions (in the epoch's order) taken by this rank, and the sizes of
-        its batches."""
+    def _shard_layout(self) -> tuple[Tensor | None, list[int]]:
+        r"""Positions (in the epoch's order) taken by this rank (:obj:`None` for
+        all), and the sizes of its batches."""
         num_edges, world = self._users.numel(), self.world_size
         global_size = self.batch_size * world
         starts = list(range(0, num_edges, global_size))
@@ -225,20 +231,23 @@ class BPRSampler:
         batch_of_position = torch.repeat_interleave(torch.arange(sizes.numel()), sizes)
         offset = torch.arange(num_edges) - bounds[batch_of_position]
         mine = offset % world == self.rank
-        positions = mine.nonzero().view(-1)
         batch_sizes = torch.bincount(batch_of_position[mine], minlength=sizes.numel())
+        positions = None if world == 1 else mine.nonzero().view(-1)
         return positions, batch_sizes.tolist()
 
-    def _draw_negatives(self) -> Tensor:
-        r"""One uniform negative for every stored interaction, ``[E]``."""
-        num_free = self._edge_num_free
-        uniform = torch.rand(num_free.numel(), dtype=torch.float64,
-                             generator=self._negative_generator)
-        free_rank = (uniform * num_free).long().clamp_(max=num_free - 1)  # r in [0, free)
-        interacted_below = torch.searchsorted(
-            self._gap_keys, self._edge_query_base + free_rank, right=True
-        ).sub_(self._edge_row_start)
-        return free_rank.add_(interacted_below)
+    def _draw_negatives(self) -> None:
+        r"""Draws one negative for every stored interaction into ``_triples[2]``.
+
+        The few large passes over :math:`E` elements are kept to a minimum, as
+        each is a parallel region."""
+        # r uniform in [0, free): a 62-bit draw modulo free (bias below N / 2**62).
+        free_rank = torch.randint(
+            0, 1 << 62, (self._users.numel(),), generator=self._negative_generator
+        ).remainder_(self._edge_num_free)
+        query = free_rank.add_(self._edge_query_base)  # u * N + r
+        position = torch.searchsorted(self._gap_keys, query, right=True)
+        # i = r + |{j : b_j <= r}| = (u * N + r) + position - (u * N + rowptr[u])
+        torch.add(query, position, out=self._triples[2]).sub_(self._edge_offset)
 
     def __len__(self) -> int:
         r"""Batches per epoch for this rank (the same on every rank)."""
@@ -249,14 +258,14 @@ class BPRSampler:
         ``(users, pos_items, neg_items)``. All randomness of the epoch is
         consumed by this call."""
         if self.shuffle:
-            order = torch.randperm(self._users.numel(), generator=self._order_generator)
-            edges = order[self._shard_positions]
+            edges = torch.randperm(self._users.numel(), generator=self._order_generator)
         else:
-            edges = self._column_order[self._shard_positions]
-        neg_items = self._draw_negatives()[edges]
-        users, pos_items = self._users[edges], self._items[edges]
+            edges = self._column_order
+        if self._shard_positions is not None:
+            edges = edges[self._shard_positions]
+        self._draw_negatives()
+        triples = self._triples.index_select(1, edges).to(self.device)
         self.epochs_drawn += 1
-        triples = torch.stack([users, pos_items, neg_items]).to(self.device)
         return iter(
             [tuple(batch.unbind(0)) for batch in triples.split(self._batch_sizes, dim=1)]
         )
