@@ -94,10 +94,13 @@ class FullRankEvaluator:
 
     each averaged over the users with :math:`|T_u| \ge 1` in that split.
     Duplicate pairs inside one split count once. A held-out item that is also a
-    training item of the user stays in :math:`|T_u|` but can never be a hit
-    (MMRec does the same). If a user has fewer than :math:`\max K` items left
-    after masking, masked items fill the tail of the top-:math:`K`; they are
-    never counted as hits.
+    training item of the user stays in :math:`|T_u|` but is masked, so it is
+    never a hit. If a user has fewer than :math:`\max K` items left after
+    masking, masked items fill the tail of the top-:math:`K` and are never
+    counted as hits (MMRec and PyG's ``LinkPred*`` metrics would count such a
+    masked held-out item in the tail; everywhere else the numbers are the same).
+    PyG's unweighted ``LinkPredRecall``, ``LinkPredNDCG``,
+    ``LinkPredPrecision`` and ``LinkPredMAP`` use the same definitions.
 
     All work is vectorized per batch of users: one ``[B, N]`` score block with
     the training items set to :math:`-\infty` from a CSR of the training
@@ -335,8 +338,9 @@ class FullRankEvaluator:
 
         Args:
             score_fn (Callable[[torch.Tensor], torch.Tensor]): Maps a batch of
-                user indices ``[B]`` to their scores against every item
-                ``[B, N]``. A returned view is copied before masking; a fresh
+                user indices ``[B]`` (long, on the device of ``users``: CPU by
+                default) to their scores against every item ``[B, N]``, on any
+                device. A returned view is copied before masking; a fresh
                 tensor may be masked in place.
             users (torch.Tensor, optional): The users to evaluate; users
                 without held-out items in a split add nothing to it. If
