@@ -20,9 +20,7 @@ def write_dataset(
     directory = root / name
     directory.mkdir(parents=True, exist_ok=True)
     if inter is None:
-        inter = "\n".join(
-            [HEADER, "0\t0\t5\t10\t0", "0\t1\t5\t11\t1", "0\t2\t5\t12\t2"]
-        )
+        inter = "\n".join([HEADER, "0\t0\t5\t10\t0", "0\t1\t5\t11\t1", "0\t2\t5\t12\t2"])
     (directory / f"{name}.inter").write_text(inter)
     if features is None:
         features = {
@@ -80,9 +78,7 @@ def test_round_trip_with_reordered_columns(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="dreamgeo.datasets.mmrec"):
         with pytest.warns(UserWarning, match=r"toy\.inter: dropped 2 duplicate"):
             dataset = MMRecDataset(tmp_path, "toy", log=False)
-    assert "dropped 1 users without training interactions (2 valid/test rows)" in (
-        caplog.text
-    )
+    assert "dropped 1 users without training interactions (2 valid/test rows)" in (caplog.text)
     data = dataset[0]
 
     rows = [(1000, 2, 0), (1000, 3, 1), (1000, 4, 2), (5, 1, 2), (5, 1, 0)]
@@ -321,8 +317,7 @@ def test_parser_is_fast_and_exact_on_a_large_file(tmp_path):
     )
     directory = tmp_path / "big"
     directory.mkdir()
-    np.savetxt(directory / "big.inter", table, fmt="%d", delimiter="\t", header=HEADER,
-               comments="")
+    np.savetxt(directory / "big.inter", table, fmt="%d", delimiter="\t", header=HEADER, comments="")
     np.save(directory / "f.npy", np.ones((num_items, 2), dtype=np.float32))
 
     from time import perf_counter

@@ -1,6 +1,7 @@
 r"""Datasets: the MMRec on-disk format (:class:`MMRecDataset`), the planted
 synthetic generator (:func:`generate_planted`, :func:`write_planted`) and the
 shared :class:`~torch_geometric.data.HeteroData` schema."""
+
 from dreamgeo.datasets.mmrec import MMRecDataset
 from dreamgeo.datasets.planted import (
     PLANTED_PRESETS,

@@ -10,6 +10,7 @@ A dataset ``name`` lives in one folder ``root/name``:
   ``text_feat.npy``), a float array ``[N, d_m]`` whose row :math:`j` holds
   the features of item :math:`j`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -121,9 +122,7 @@ class MMRecDataset(InMemoryDataset):
         if self._missing_files():
             self.download()
         self._fingerprint = self._compute_fingerprint()
-        super().__init__(
-            str(self._root_path), transform, force_reload=force_reload, log=log
-        )
+        super().__init__(str(self._root_path), transform, force_reload=force_reload, log=log)
         self.load(self.processed_paths[0], data_cls=HeteroData)
 
     @property
@@ -174,9 +173,7 @@ class MMRecDataset(InMemoryDataset):
         digest.update(json.dumps(list(self.modalities.items())).encode())
         for file_name in self.raw_file_names:
             stat = (self._dataset_dir / file_name).stat()
-            digest.update(
-                f"|{file_name}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}".encode()
-            )
+            digest.update(f"|{file_name}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}".encode())
         return digest.hexdigest()[:16]
 
     def download(self) -> None:
@@ -193,7 +190,7 @@ class MMRecDataset(InMemoryDataset):
     def process(self) -> None:
         data = read_mmrec(self._dataset_dir, self.name, self.modalities)
         path = Path(self.processed_paths[0])
-        partial = path.with_name(path.name + ".partial")
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
         self.save([data], str(partial))
         os.replace(partial, path)  # never leave a half-written cache under its name
         for stale in path.parent.glob("data_*.pt"):
@@ -251,9 +248,7 @@ def read_mmrec(
     if num_items is None:  # no modality: the catalogue is what the file shows
         num_items = int(items.max()) + 1
 
-    features = {
-        m: _load_features(arrays[m], feature_paths[m], m) for m in feature_paths
-    }
+    features = {m: _load_features(arrays[m], feature_paths[m], m) for m in feature_paths}
 
     data = HeteroData()
     edges, original_user_ids = _build_splits(
@@ -267,8 +262,7 @@ def read_mmrec(
     store = data[INTERACTS]
     store.edge_index, store.val_edge_index, store.test_edge_index = edges
     logger.info(
-        "%s: %d users, %d items, %d train / %d valid / %d test interactions, "
-        "modalities %s",
+        "%s: %d users, %d items, %d train / %d valid / %d test interactions, modalities %s",
         name,
         len(original_user_ids),
         num_items,
@@ -405,23 +399,18 @@ def _open_features(path: Path, modality: str) -> np.ndarray:
         )
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(
-            f"{path} (modality {modality!r}): dtype {array.dtype} is not a float "
-            f"dtype"
+            f"{path} (modality {modality!r}): dtype {array.dtype} is not a float dtype"
         )
     return array
 
 
-def _check_row_counts(
-    arrays: dict[str, np.ndarray], paths: dict[str, Path]
-) -> int | None:
+def _check_row_counts(arrays: dict[str, np.ndarray], paths: dict[str, Path]) -> int | None:
     if not arrays:
         return None
     rows = {m: a.shape[0] for m, a in arrays.items()}
     if len(set(rows.values())) > 1:
         listing = ", ".join(f"{paths[m].name} has {n}" for m, n in rows.items())
-        raise ValueError(
-            f"modality files disagree on the number of items (rows): {listing}"
-        )
+        raise ValueError(f"modality files disagree on the number of items (rows): {listing}")
     return next(iter(rows.values()))
 
 
@@ -480,8 +469,7 @@ def _check_values(
             )
     if not (labels == 0).any():
         raise ValueError(
-            f"{path}: no training rows (x_label 0); every user needs training "
-            f"interactions"
+            f"{path}: no training rows (x_label 0); every user needs training interactions"
         )
 
 

@@ -67,8 +67,13 @@ With :math:`K` latent topics, :math:`M` users and :math:`N` items:
 Because preferences act on topics and topics are visible in the features,
 items' features predict which users like them; this matters most for
 long-tail items, whose few interactions leave collaborative filtering little
-to learn from.
+to learn from. For scale, simple reference recommenders on ``baby`` (seed 0)
+reach test Recall@20 of 0.060 (popularity), 0.123 (item-kNN), 0.109 (text
+profile only; image only 0.049) and 0.153 (item-kNN plus text); of the
+held-out interactions with long-tail items (outside the top 20 % by degree),
+the text profile ranks 11.0 % in its top 20, item-kNN 6.5 %.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -103,6 +108,7 @@ _FEATURE_BLOCK_ROWS = 4096
 # Elements per block when sampling from many categorical distributions at once.
 _SAMPLING_BLOCK_ELEMENTS = 1 << 22
 _WRITE_BLOCK_ROWS = 1 << 20
+_USER_BLOCK_ROWS = 1 << 16
 _FILL_ROUNDS = 3
 _MAX_ROUNDS = 50
 _TIME_START = 1_200_000_000  # 2008-01-10, Unix seconds
@@ -201,13 +207,9 @@ class PlantedConfig:
 PLANTED_PRESETS: dict[str, PlantedConfig] = {
     # Unit tests: generated and loaded in a fraction of a second.
     "tiny": PlantedConfig(300, 200, 2_400, num_topics=8, image_dim=64, text_dim=32),
-    "small": PlantedConfig(
-        2_000, 1_000, 18_000, num_topics=20, image_dim=256, text_dim=64
-    ),
+    "small": PlantedConfig(2_000, 1_000, 18_000, num_topics=20, image_dim=256, text_dim=64),
     # The size of Amazon Baby after 5-core filtering (paper, Table 1).
-    "baby": PlantedConfig(
-        19_445, 7_050, 160_792, num_topics=100, image_dim=4096, text_dim=384
-    ),
+    "baby": PlantedConfig(19_445, 7_050, 160_792, num_topics=100, image_dim=4096, text_dim=384),
     # The size of Amazon Elec (MMRec), for scale benchmarks.
     "large": PlantedConfig(
         192_403, 63_001, 1_689_188, num_topics=256, image_dim=4096, text_dim=384
@@ -272,9 +274,7 @@ def _resolve(config: str | PlantedConfig) -> tuple[str, PlantedConfig]:
 
 
 def _rng(seed: int, stage: str) -> np.random.Generator:
-    return np.random.default_rng(
-        np.random.SeedSequence(seed, spawn_key=(_STAGES.index(stage),))
-    )
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_STAGES.index(stage),)))
 
 
 def generate_planted(config: str | PlantedConfig, seed: int = 0) -> PlantedData:
@@ -309,31 +309,32 @@ def generate_planted(config: str | PlantedConfig, seed: int = 0) -> PlantedData:
     )
 
 
-def _sample_rows(
-    weights: np.ndarray, rows: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def _sample_rows(weights: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     r"""Draws one category for every entry of ``rows`` from the categorical
-    distribution ``weights[row]`` (non-negative, each row with positive sum),
-    vectorized over blocks of rows: each block's rows are turned into CDFs
-    shifted by their row offset, so one :func:`np.searchsorted` serves all."""
-    num_rows, num_categories = weights.shape
+    distribution ``weights[row]`` (non-negative, each row with positive sum).
+    Vectorized over blocks of the distinct rows asked for: a block's rows
+    become CDFs shifted by their position, so one :func:`np.searchsorted`
+    serves the whole block."""
+    num_categories = weights.shape[1]
     uniform = rng.random(len(rows))
     order = np.argsort(rows, kind="stable")
     sorted_rows = rows[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = sorted_rows[1:] != sorted_rows[:-1]
+    distinct_rows = sorted_rows[first]
+    position = np.cumsum(first) - 1  # of each sorted entry's row in distinct_rows
     block_rows = max(1, _SAMPLING_BLOCK_ELEMENTS // num_categories)
-    bounds = np.searchsorted(sorted_rows, np.arange(0, num_rows + block_rows, block_rows))
+    bounds = np.searchsorted(position, np.arange(0, len(distinct_rows) + block_rows, block_rows))
     out = np.empty(len(rows), dtype=np.int64)
-    for block, low in enumerate(range(0, num_rows, block_rows)):
+    for block, low in enumerate(range(0, len(distinct_rows), block_rows)):
         begin, end = bounds[block], bounds[block + 1]
-        if begin == end:
-            continue
-        cdf = np.cumsum(weights[low : low + block_rows], axis=1, dtype=np.float64)
+        cdf = np.cumsum(weights[distinct_rows[low : low + block_rows]], axis=1, dtype=np.float64)
         cdf /= cdf[:, -1:]
         cdf += np.arange(cdf.shape[0])[:, None]
-        local_rows = sorted_rows[begin:end] - low
+        local = position[begin:end] - low
         picks = order[begin:end]
-        flat = np.searchsorted(cdf.ravel(), local_rows + uniform[picks], side="right")
-        out[picks] = np.minimum(flat - local_rows * num_categories, num_categories - 1)
+        flat = np.searchsorted(cdf.ravel(), local + uniform[picks], side="right")
+        out[picks] = np.minimum(flat - local * num_categories, num_categories - 1)
     return out
 
 
@@ -348,7 +349,12 @@ def _generate_structure(config: PlantedConfig, seed: int) -> _Structure:
     popularity = (rng.permutation(num_items) + 1.0) ** -config.popularity_exponent
 
     rng = _rng(seed, "users")
-    preferences = rng.dirichlet(np.full(k, config.user_concentration / k), num_users)
+    # float32 and in blocks: [M, K] float64 would dominate memory for 1M users.
+    preferences = np.empty((num_users, k), dtype=np.float32)
+    alpha = np.full(k, config.user_concentration / k)
+    for begin in range(0, num_users, _USER_BLOCK_ROWS):
+        block = preferences[begin : begin + _USER_BLOCK_ROWS]
+        block[...] = rng.dirichlet(alpha, len(block))
     # Dirichlet draws with tiny alpha can underflow to an all-zero row.
     preferences[preferences.sum(axis=1) == 0, 0] = 1.0
     target_degree = _target_degrees(config, rng)
@@ -366,9 +372,7 @@ def _generate_structure(config: PlantedConfig, seed: int) -> _Structure:
         topics = _sample_rows(item_topics, items, item_rng)
         return _sample_rows(preferences.T, topics, item_rng) * num_items + items
 
-    keys = _sorted_unique(
-        draw_for_items(np.repeat(np.arange(num_items), config.min_degree))
-    )
+    keys = _sorted_unique(draw_for_items(np.repeat(np.arange(num_items), config.min_degree)))
     for round_index in range(_MAX_ROUNDS):
         user_degree = np.bincount(keys // num_items, minlength=num_users)
         item_degree = np.bincount(keys % num_items, minlength=num_items)
@@ -402,9 +406,9 @@ def _generate_structure(config: PlantedConfig, seed: int) -> _Structure:
     order = np.lexsort((items, timestamps, users))
     users, items, timestamps = users[order], items[order], timestamps[order]
     labels = _temporal_split(users, len(kept_users), config)
-    interactions = np.stack(
-        [users, items, np.ones_like(users), timestamps, labels], axis=1
-    ).astype(np.int64)
+    interactions = np.stack([users, items, np.ones_like(users), timestamps, labels], axis=1).astype(
+        np.int64
+    )
     return _Structure(
         interactions=interactions,
         item_topics=item_topics[kept_items],
@@ -453,9 +457,7 @@ def _core_filter(
         keep &= ~short
 
 
-def _temporal_split(
-    users: np.ndarray, num_users: int, config: PlantedConfig
-) -> np.ndarray:
+def _temporal_split(users: np.ndarray, num_users: int, config: PlantedConfig) -> np.ndarray:
     r"""x_label per interaction for rows sorted by (user, time): the last
     :math:`\max(1, \mathrm{round}(r\, n_u))` rows of a user are test, the ones
     before valid, the rest train."""
@@ -576,7 +578,7 @@ def write_planted(
     _write_inter(structure.interactions, inter_path)
     for modality, file_name in modality_files.items():
         path = directory / file_name
-        partial = path.with_name(path.name + ".partial")
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
         shape = (structure.item_topics.shape[0], config.modality_dims[modality])
         out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
         for begin, block in _feature_blocks(structure.item_topics, config, modality, seed):
@@ -592,11 +594,14 @@ def write_planted(
         "num_interactions": len(interactions),
         "num_per_split": np.bincount(interactions[:, 4], minlength=3).tolist(),
     }
-    partial = sidecar_path.with_name(sidecar_path.name + ".partial")
+    partial = sidecar_path.with_name(f"{sidecar_path.name}.{os.getpid()}.partial")
     partial.write_text(json.dumps(sidecar, indent=2) + "\n")
     os.replace(partial, sidecar_path)
     logger.info(
-        "planted: wrote %s (%s, seed %d): %s", directory, preset_name, seed,
+        "planted: wrote %s (%s, seed %d): %s",
+        directory,
+        preset_name,
+        seed,
         sidecar["statistics"],
     )
     return directory
@@ -605,7 +610,7 @@ def write_planted(
 def _write_inter(interactions: np.ndarray, path: Path) -> None:
     r"""Writes the table as tab-separated text with a header, formatting
     whole blocks of rows at once with numpy's vectorized string ops."""
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     with open(partial, "w", encoding="utf-8", newline="\n") as handle:
         handle.write("\t".join(INTER_COLUMNS) + "\n")
         for begin in range(0, len(interactions), _WRITE_BLOCK_ROWS):
