@@ -150,6 +150,14 @@ def test_processed_cache_is_reused_and_never_stale(tmp_path):
     data = MMRecDataset(tmp_path, "toy", log=False)[0]
     assert edge_set(data[INTERACTS].edge_index) == {(0, 1)}
 
+    # Same size, same inode, modification time put back: the content differs.
+    stat = inter.stat()
+    inter.write_text(f"{HEADER}\n0\t0\t5\t10\t0\n0\t2\t5\t11\t2\n")
+    os.utime(inter, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (inter.stat().st_size, inter.stat().st_ino) == (stat.st_size, stat.st_ino)
+    data = MMRecDataset(tmp_path, "toy", log=False)[0]
+    assert edge_set(data[INTERACTS].edge_index) == {(0, 0)}
+
     # A changed feature file is picked up as well.
     np.save(directory / "text_feat.npy", np.full((3, 2), 7.0, dtype=np.float32))
     data = MMRecDataset(tmp_path, "toy", log=False)[0]

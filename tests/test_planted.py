@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import os
 import time
 
 import numpy as np
@@ -144,29 +145,48 @@ def test_written_dataset_loads_with_mmrec(tmp_path, tiny):
 def test_write_skips_up_to_date_and_protects_other_data(tmp_path):
     directory = write_planted(tmp_path, "d", preset="tiny", seed=0)
     inter = directory / "d.inter"
-    mtime = inter.stat().st_mtime_ns
+    seed0 = inter.read_bytes()
+
+    def mark_old() -> None:  # a rewrite then shows as a newer modification time
+        os.utime(inter, ns=(0, 0))
+
+    def rewritten() -> bool:
+        return inter.stat().st_mtime_ns != 0
+
+    mark_old()
     write_planted(tmp_path, "d", preset="tiny", seed=0)
-    assert inter.stat().st_mtime_ns == mtime  # not rewritten
+    assert not rewritten()
 
-    with pytest.raises(FileExistsError, match=r"d\.inter.*overwrite=True"):
-        write_planted(tmp_path, "d", preset="tiny", seed=1)
-    write_planted(tmp_path, "d", preset="tiny", seed=1, overwrite=True)
+    # another planted dataset in the folder is replaced
+    write_planted(tmp_path, "d", preset="tiny", seed=1)
+    assert rewritten()
     assert json.loads((directory / "planted.json").read_text())["seed"] == 1
+    seed1 = inter.read_bytes()
+    assert seed1 != seed0
 
-    # a stale sidecar (e.g. from an older generator version) is not trusted
+    # overwrite=True regenerates even an up-to-date dataset
+    mark_old()
+    write_planted(tmp_path, "d", preset="tiny", seed=1, overwrite=True)
+    assert rewritten() and inter.read_bytes() == seed1
+
+    # a sidecar of an older generator version is not trusted
     sidecar = json.loads((directory / "planted.json").read_text())
     sidecar["generator_version"] = -1
     (directory / "planted.json").write_text(json.dumps(sidecar))
-    with pytest.raises(FileExistsError):
-        write_planted(tmp_path, "d", preset="tiny", seed=1)
+    mark_old()
+    write_planted(tmp_path, "d", preset="tiny", seed=1)
+    assert rewritten()
+    assert json.loads((directory / "planted.json").read_text())["generator_version"] >= 1
 
     # real data without a sidecar is never clobbered
     real = tmp_path / "real"
     real.mkdir()
     (real / "real.inter").write_text("userID\titemID\tx_label\n")
-    with pytest.raises(FileExistsError, match="real.inter"):
+    with pytest.raises(FileExistsError, match=r"real\.inter without a planted\.json"):
         write_planted(tmp_path, "real", preset="tiny")
     assert (real / "real.inter").read_text() == "userID\titemID\tx_label\n"
+    write_planted(tmp_path, "real", preset="tiny", overwrite=True)
+    assert (real / "planted.json").is_file()
 
 
 def test_text_only_config(tmp_path):
@@ -176,6 +196,11 @@ def test_text_only_config(tmp_path):
     assert not (directory / "image_feat.npy").exists()
     data = MMRecDataset(tmp_path, "t", modalities={"text": "text_feat.npy"}, log=False)
     assert set(data[0][ITEM].keys()) == {"num_nodes", "x_text"}
+    # without modalities, the loader takes them from planted.json
+    data = MMRecDataset(tmp_path, "t", log=False)
+    assert data.modalities == {"text": "text_feat.npy"}
+    with pytest.raises(FileNotFoundError, match="image_feat.npy"):
+        MMRecDataset(tmp_path, "t", modalities={"image": "image_feat.npy"})
 
 
 def test_bad_preset_and_config():

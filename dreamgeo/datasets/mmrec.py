@@ -42,6 +42,7 @@ _PROCESSED_VERSION = 1
 # Largest number of decimal digits that always fits into int64.
 _MAX_DIGITS = 18
 _FEATURE_CHUNK_ROWS = 8192
+_SAMPLED_BYTES = 1 << 16
 
 
 class MMRecDataset(InMemoryDataset):
@@ -67,9 +68,10 @@ class MMRecDataset(InMemoryDataset):
     earliest split (train before valid before test).
 
     The processed :class:`HeteroData` is cached in ``root/name/processed``
-    under a name that fingerprints the raw files (size, modification time and
-    inode of each) and the modality mapping, so a changed file is never served
-    from a stale cache.
+    under a name that fingerprints the raw files (size, modification time,
+    inode and the first and last 64 KiB of each) and the modality mapping, so
+    a changed file is not served from a stale cache; ``force_reload=True``
+    re-reads unconditionally.
 
     Args:
         root (str or Path): The folder that holds the dataset folder ``name``.
@@ -78,6 +80,8 @@ class MMRecDataset(InMemoryDataset):
         modalities (Mapping[str, str], optional): Modality name to ``.npy``
             file name inside ``root/name``. The features of modality ``m`` are
             stored as ``data['item'].x_<m>``. (default: :obj:`None`, meaning
+            the ``"modalities"`` listed in a ``planted.json`` written by
+            :func:`~dreamgeo.datasets.write_planted` if there is one, else
             ``{"image": "image_feat.npy", "text": "text_feat.npy"}``)
         transform (callable, optional): A function applied to the
             :class:`HeteroData` on every access. (default: :obj:`None`)
@@ -108,10 +112,10 @@ class MMRecDataset(InMemoryDataset):
         log: bool = True,
     ) -> None:
         self.name = name
-        self.modalities = _check_modalities(
-            DEFAULT_MODALITIES if modalities is None else modalities
-        )
         self._root_path = Path(root).expanduser()
+        if modalities is None:
+            modalities = _planted_modalities(self._dataset_dir) or DEFAULT_MODALITIES
+        self.modalities = _check_modalities(modalities)
         # Checked before InMemoryDataset.__init__, which would create the folder.
         if not self._dataset_dir.is_dir():
             raise FileNotFoundError(
@@ -168,12 +172,21 @@ class MMRecDataset(InMemoryDataset):
         return [f for f in self.raw_file_names if not (self._dataset_dir / f).is_file()]
 
     def _compute_fingerprint(self) -> str:
+        r"""A hash of the modality mapping and of each raw file's size,
+        modification time, inode and first and last :data:`_SAMPLED_BYTES`
+        bytes: cheap for gigabyte files, yet a rewrite within the file
+        system's timestamp resolution still shows if the sampled bytes differ."""
         digest = hashlib.sha256()
         digest.update(f"mmrec-v{_PROCESSED_VERSION}".encode())
         digest.update(json.dumps(list(self.modalities.items())).encode())
         for file_name in self.raw_file_names:
-            stat = (self._dataset_dir / file_name).stat()
-            digest.update(f"|{file_name}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}".encode())
+            path = self._dataset_dir / file_name
+            stat = path.stat()
+            digest.update(f"|{file_name}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}|".encode())
+            with open(path, "rb") as handle:
+                digest.update(handle.read(_SAMPLED_BYTES))
+                handle.seek(max(stat.st_size - _SAMPLED_BYTES, 0))
+                digest.update(handle.read(_SAMPLED_BYTES))
         return digest.hexdigest()[:16]
 
     def download(self) -> None:
@@ -202,6 +215,16 @@ class MMRecDataset(InMemoryDataset):
             f"{self.__class__.__name__}({self.name!r}, num_users={self.num_users}, "
             f"num_items={self.num_items}, modalities={list(self.modalities)})"
         )
+
+
+def _planted_modalities(dataset_dir: Path) -> dict[str, str] | None:
+    r"""The modality files listed by a ``planted.json`` sidecar, if any."""
+    try:
+        sidecar = json.loads((dataset_dir / "planted.json").read_text())
+    except (OSError, ValueError):
+        return None
+    listed = sidecar.get("modalities") if isinstance(sidecar, dict) else None
+    return dict(listed) if isinstance(listed, dict) and listed else None
 
 
 def _check_modalities(modalities: Mapping[str, str]) -> dict[str, str]:

@@ -532,9 +532,12 @@ def write_planted(
             :data:`PLANTED_PRESETS` or a :class:`PlantedConfig`.
             (default: :obj:`"baby"`)
         seed (int, optional): The random seed. (default: :obj:`0`)
-        overwrite (bool, optional): Regenerate and replace whatever planted
-            files the folder holds. Without it, an up-to-date dataset is kept
-            and files of another dataset raise :class:`FileExistsError`.
+        overwrite (bool, optional): Regenerate even if the folder holds
+            this very dataset, and replace ``name.inter`` / feature files that
+            have no ``planted.json`` beside them. Without it, an up-to-date
+            dataset is kept, another planted dataset (different preset, seed
+            or generator version) is replaced, and files without a sidecar
+            (possibly real data) raise :class:`FileExistsError`.
             (default: :obj:`False`)
 
     Returns:
@@ -553,22 +556,28 @@ def write_planted(
     }
     sidecar_path = directory / SIDECAR_NAME
     outputs = [inter_path, *(directory / f for f in modality_files.values())]
-    if not overwrite and sidecar_path.is_file() and all(p.is_file() for p in outputs):
-        try:
-            existing = json.loads(sidecar_path.read_text())
-        except ValueError:
-            existing = None
-        if isinstance(existing, dict) and all(
-            existing.get(key) == value for key, value in sidecar.items()
-        ):
-            logger.info("planted: %s is up to date, not rewriting it", directory)
-            return directory
-    owned = [inter_path, sidecar_path, *(directory / f for f in FEATURE_FILES.values())]
+    existing = _read_sidecar(sidecar_path)
+    if (
+        not overwrite
+        and existing is not None
+        and all(existing.get(key) == value for key, value in sidecar.items())
+        and all(p.is_file() for p in outputs)
+    ):
+        logger.info("planted: %s is up to date, not rewriting it", directory)
+        return directory
+    owned = [sidecar_path, inter_path, *(directory / f for f in FEATURE_FILES.values())]
     present = [p.name for p in owned if p.exists()]
-    if present and not overwrite:
+    if present and existing is None and not overwrite:
         raise FileExistsError(
-            f"{directory} already holds {', '.join(present)} from another dataset "
-            f"(or a different preset/seed); pass overwrite=True to replace them"
+            f"{directory} already holds {', '.join(present)} without a {SIDECAR_NAME} "
+            f"from write_planted (real data, or an interrupted write); pass "
+            f"overwrite=True to replace them"
+        )
+    if present:
+        logger.info(
+            "planted: replacing %s (was preset %r, seed %r, generator version %r)",
+            directory,
+            *((existing or {}).get(k) for k in ("preset", "seed", "generator_version")),
         )
     directory.mkdir(parents=True, exist_ok=True)
     for path in owned:
@@ -605,6 +614,16 @@ def write_planted(
         sidecar["statistics"],
     )
     return directory
+
+
+def _read_sidecar(path: Path) -> dict | None:
+    r"""The sidecar's content if ``path`` is a sidecar written by
+    :func:`write_planted`, else :obj:`None`."""
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) and "generator_version" in content else None
 
 
 def _write_inter(interactions: np.ndarray, path: Path) -> None:
