@@ -1,0 +1,351 @@
+r"""FREEDOM: a frozen item–item graph and a denoised (pruned) user–item graph."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
+from dreamgeo.models.base import Recommender
+from dreamgeo.models.modal_inputs import (
+    ItemFeatures,
+    check_modality_weights,
+    dual_representation,
+    item_features,
+    item_knn_graph,
+    user_mean_operator,
+    weighted_graph_sum,
+)
+from dreamgeo.nn.bma_loss import BMALoss
+from dreamgeo.nn.bpr_loss import BPRLoss
+from dreamgeo.nn.conv import BipartiteLGConv, bipartite_normalized_weight
+
+if TYPE_CHECKING:
+    from dreamgeo.nn.dream import DualRepresentation
+
+__all__ = ["FREEDOM", "degree_sensitive_pruning", "freedom_modal_weights"]
+
+
+def freedom_modal_weights(modalities: Sequence[str]) -> dict[str, float]:
+    r"""MMRec's FREEDOM weights of the item–item graphs: image 0.1 and text 0.9 for
+    image + text, uniform weights for any other set of modalities."""
+    if sorted(modalities) == ["image", "text"]:
+        return {"image": 0.1, "text": 0.9}
+    return {m: 1.0 / len(modalities) for m in modalities}
+
+
+def degree_sensitive_pruning(
+    edge_index: Tensor,
+    num_users: int,
+    num_items: int,
+    num_kept: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""The degree-sensitive edge pruning of FREEDOM: draws :obj:`num_kept` distinct
+    user–item edges without replacement, each draw picking a remaining edge with
+    probability proportional to
+
+    .. math::
+        p_{ui} \propto \frac{1}{\sqrt{|\mathcal{N}_u|}\sqrt{|\mathcal{N}_i|}},
+
+    so edges between high-degree nodes (more likely noise) are dropped more often.
+
+    This is what MMRec's ``torch.multinomial(values, num_kept)`` draws, computed in one
+    vectorized pass with exponential keys (Efraimidis and Spirakis, 2006): with
+    :math:`k_e = \xi_e / p_e`, :math:`\xi_e \sim \mathrm{Exp}(1)`, the :obj:`num_kept`
+    smallest keys are a sample of that successive-draw distribution. Unlike
+    :func:`torch.multinomial` it has no limit on the number of edges.
+
+    Args:
+        edge_index (torch.Tensor): User–item interactions ``[2, E]`` (row 0 users).
+        num_users (int): :math:`M`.
+        num_items (int): :math:`N`.
+        num_kept (int): Edges to keep, :math:`0 \le` :obj:`num_kept` :math:`\le E`.
+        generator (torch.Generator, optional): Random source. (default: :obj:`None`,
+            the global one)
+
+    Shapes:
+        - **output:** kept edges ``[2, num_kept]``
+    """
+    if not 0 <= num_kept <= edge_index.size(1):
+        raise ValueError(
+            f"degree_sensitive_pruning: num_kept must be in [0, {edge_index.size(1)}], "
+            f"got {num_kept}"
+        )
+    weight = bipartite_normalized_weight(edge_index, num_users, num_items)
+    keys = torch.empty_like(weight).exponential_(generator=generator) / weight
+    kept = keys.topk(num_kept, largest=False, sorted=False).indices
+    return edge_index[:, kept]
+
+
+class FREEDOM(Recommender):
+    r"""FREEDOM from `"A Tale of Two Graphs: Freezing and Denoising Graph Structures for
+    Multimodal Recommendation" <https://arxiv.org/abs/2211.06924>`_ (Zhou and Shen,
+    ACM MM 2023), as in MMRec.
+
+    **Frozen item–item graph.** Per modality the top-:math:`k` cosine graph of the raw
+    features (self included, unweighted, :math:`\mathbf{D}^{-1/2}\mathbf{S}_m
+    \mathbf{D}^{-1/2}`), summed with weights :math:`w_m` (image 0.1, text 0.9) into
+    :math:`\tilde{\mathbf{S}} = \sum_m w_m \tilde{\mathbf{S}}_m`, built once and
+    propagated over the item ID embeddings: :math:`\mathbf{H}_i = \tilde{\mathbf{S}}^{L_m}
+    \mathbf{E}_i`.
+
+    **Denoised user–item graph.** LightGCN (:math:`L` layers, mean over layers
+    :math:`0..L`) over the normalized graph :math:`\tilde{\mathbf{A}}`:
+
+    .. math::
+        (\bar{\mathbf{E}}_u, \bar{\mathbf{E}}_i) = \mathrm{LightGCN}_{\tilde{\mathbf{A}}}
+        (\mathbf{E}_u, \mathbf{E}_i), \qquad \mathbf{e}_u^* = \bar{\mathbf{e}}_u, \qquad
+        \mathbf{e}_i^* = \bar{\mathbf{e}}_i + \mathbf{h}_i
+
+    Training uses a graph pruned by :func:`degree_sensitive_pruning` (a fraction
+    :math:`\rho` of the edges dropped, the rest re-normalized), drawn anew every epoch;
+    :meth:`forward` (ranking) uses the full graph. The loss is BPR on
+    :math:`\mathbf{e}^*` plus BPR of the users against each modality's projected
+    features :math:`\mathbf{f}_i^m = \mathbf{W}_m\mathbf{x}_i^m + \mathbf{b}_m`:
+
+    .. math::
+        \mathcal{L} = \mathcal{L}_{BPR}(\mathbf{e}_u^*, \mathbf{e}_i^*) + \lambda
+        \sum_m \mathcal{L}_{BPR}(\mathbf{e}_u^*, \mathbf{f}_i^m)
+
+    An epoch is detected as :math:`E` training triples (:math:`E` times the number of
+    processes under :mod:`torch.distributed`): the first :meth:`loss` call and every
+    call after :math:`E` more triples draw a new pruned graph (MMRec draws it in
+    ``pre_epoch_processing``); :meth:`prune` draws one on demand.
+
+    **BMA plug-in** (DREAM, Table 4): with :obj:`bma`, the loss adds
+    ``bma(ē_u[users], ē_i[pos], m_u[users], h_i[pos])``: behaviour = the user–item graph
+    representations :math:`\bar{\mathbf{e}}` (on the pruned graph), modal = the
+    item–item graph view :math:`\mathbf{h}_i` and, for users (who have none in
+    FREEDOM), its mean over their training items :math:`\mathbf{m}_u =
+    \frac{1}{|\mathcal{N}_u|}\sum_{i \in \mathcal{N}_u}\mathbf{h}_i` (see
+    :meth:`dual_representations`). The parts then include ``"bma"``.
+
+    Deviations: the kNN graphs come from FAISS (:func:`~dreamgeo.graph.knn_graph_cosine`),
+    never from MMRec's dense :math:`N \times N` similarity; pruning uses exponential keys
+    (same distribution as MMRec's ``torch.multinomial``, different random stream); the
+    modal BPR terms project only the batch's items (same values). Defaults: MMRec's
+    FREEDOM configuration, with :math:`\rho = 0.8` and :math:`\lambda = 10^{-4}` picked
+    from its grids (:math:`\rho \in \{0.8, 0.9\}`, :math:`\lambda \in \{0, 10^{-5},
+    10^{-4}, 10^{-3}\}`).
+
+    Args:
+        num_users (int): :math:`M`.
+        num_items (int): :math:`N`.
+        edge_index (torch.Tensor): Training interactions ``[2, E]`` (row 0 users).
+        features (Mapping[str, torch.Tensor]): Raw item features per modality
+            ``[N, d_m]``.
+        item_graphs (Mapping[str, tuple[Tensor, Tensor]]): Per modality the normalized
+            item–item graph ``(edge_index, edge_weight)`` (see :meth:`from_data`).
+        embedding_dim (int, optional): :math:`d` (also MMRec's ``feat_embed_dim``).
+            (default: :obj:`64`)
+        num_layers (int, optional): User–item layers :math:`L`. (default: :obj:`2`)
+        num_modal_layers (int, optional): Item–item layers :math:`L_m`.
+            (default: :obj:`1`)
+        modal_weights (Mapping[str, float], optional): :math:`w_m`, summing to 1.
+            (default: :func:`freedom_modal_weights`)
+        dropout (float, optional): Pruned share :math:`\rho` of the user–item edges;
+            :obj:`0` trains on the full graph. (default: :obj:`0.8`)
+        modal_loss_weight (float, optional): :math:`\lambda` (MMRec's ``reg_weight``).
+            (default: :obj:`1e-4`)
+        train_features (bool, optional): Fine-tune the raw features, as MMRec does.
+            (default: :obj:`True`)
+        bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
+            (default: :obj:`None`)
+
+    Shapes:
+        - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
+    """
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        edge_index: Tensor,
+        features: Mapping[str, Tensor],
+        item_graphs: Mapping[str, tuple[Tensor, Tensor]],
+        embedding_dim: int = 64,
+        num_layers: int = 2,
+        num_modal_layers: int = 1,
+        modal_weights: Mapping[str, float] | None = None,
+        dropout: float = 0.8,
+        modal_loss_weight: float = 1e-4,
+        train_features: bool = True,
+        bma: BMALoss | None = None,
+    ):
+        super().__init__(num_users, num_items)
+        if embedding_dim <= 0 or num_layers < 0 or num_modal_layers < 0:
+            raise ValueError(
+                f"FREEDOM: need embedding_dim > 0 and layers >= 0, got {embedding_dim}, "
+                f"{num_layers} and {num_modal_layers}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"FREEDOM: dropout must be in [0, 1), got {dropout}")
+        if modal_loss_weight < 0:
+            raise ValueError(f"FREEDOM: modal_loss_weight must be >= 0, got {modal_loss_weight}")
+        if not features:
+            raise ValueError("FREEDOM needs the features of at least one modality")
+        modalities = list(features)
+        if set(item_graphs) != set(modalities):
+            raise ValueError(
+                f"FREEDOM: item_graphs must be given for exactly the modalities {modalities}, "
+                f"got {sorted(item_graphs)}"
+            )
+        self.modal_weights = check_modality_weights(
+            modal_weights or freedom_modal_weights(modalities), modalities, "FREEDOM"
+        )
+        self.embedding_dim = embedding_dim
+        self.num_layers = num_layers
+        self.num_modal_layers = num_modal_layers
+        self.dropout = dropout
+
+        self.user_embedding = torch.nn.Embedding(num_users, embedding_dim)
+        self.item_embedding = torch.nn.Embedding(num_items, embedding_dim)
+        self.register_buffer("edge_index", edge_index.long(), persistent=False)
+        self.conv = BipartiteLGConv(cached=True)
+        self.pruned_conv = BipartiteLGConv(cached=True)
+        self.register_buffer("pruned_edge_index", None, persistent=False)
+        self._triples_since_pruning: int | None = None
+        self.item_graph = weighted_graph_sum(item_graphs, self.modal_weights, num_items)
+        self.user_mean = user_mean_operator(edge_index, num_users, num_items)
+        self.features = ItemFeatures(features, trainable=train_features)
+        self.projections = torch.nn.ModuleDict(
+            {m: torch.nn.Linear(d, embedding_dim) for m, d in self.features.dims().items()}
+        )
+        self.bpr = BPRLoss()
+        self.modal_loss_weight = modal_loss_weight
+        self.bma = bma
+        self.reset_parameters()
+
+    @classmethod
+    def from_data(
+        cls,
+        data: HeteroData,
+        knn_k: int = 10,
+        knn_mode: str = "exact",
+        graph_cache_dir: str | None = None,
+        **kwargs,
+    ) -> FREEDOM:
+        r"""Builds the model on ``data``; the item–item graphs are the stored relation
+        graphs when they have :obj:`knn_k` neighbours per item, else they are built
+        (see :func:`~dreamgeo.models.modal_inputs.item_knn_graph`).
+
+        Args:
+            data (HeteroData): The dataset.
+            knn_k (int, optional): Neighbours per item :math:`k`. (default: :obj:`10`)
+            knn_mode (str, optional): ``"exact"`` or ``"ivf"`` search.
+                (default: :obj:`"exact"`)
+            graph_cache_dir (str, optional): Cache of built graphs. (default: :obj:`None`)
+            **kwargs: The constructor's other arguments.
+        """
+        features = item_features(data, "FREEDOM")
+        graphs = {
+            m: item_knn_graph(data, m, knn_k, mode=knn_mode, cache_dir=graph_cache_dir)
+            for m in features
+        }
+        return cls(
+            data[USER].num_nodes,
+            data[ITEM].num_nodes,
+            data[INTERACTS].edge_index,
+            features,
+            graphs,
+            **kwargs,
+        )
+
+    def reset_parameters(self):
+        torch.nn.init.xavier_uniform_(self.user_embedding.weight)
+        torch.nn.init.xavier_uniform_(self.item_embedding.weight)
+        for linear in self.projections.values():
+            linear.reset_parameters()
+        self.conv.reset_parameters()
+
+    def prune(self) -> Tensor:
+        r"""Draws a new pruned training graph (:func:`degree_sensitive_pruning`) and
+        returns its edges ``[2, (1 - ρ) E]``."""
+        num_kept = int(self.edge_index.size(1) * (1.0 - self.dropout))
+        self.pruned_edge_index = degree_sensitive_pruning(
+            self.edge_index, self.num_users, self.num_items, num_kept
+        )
+        self.pruned_conv.reset_parameters()  # forget the previous graph's operator
+        self._triples_since_pruning = 0
+        return self.pruned_edge_index
+
+    def _training_graph(self, batch_size: int) -> tuple[BipartiteLGConv, Tensor]:
+        if self.dropout <= 0.0:
+            return self.conv, self.edge_index
+        epoch_triples = self.edge_index.size(1)
+        if (
+            self._triples_since_pruning is None
+            or self._triples_since_pruning >= epoch_triples
+            or self.pruned_edge_index is None
+        ):
+            self.prune()
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self._triples_since_pruning += batch_size * world
+        return self.pruned_conv, self.pruned_edge_index
+
+    def item_modal(self) -> Tensor:
+        r"""The item–item graph view :math:`\mathbf{H}_i = \tilde{\mathbf{S}}^{L_m}
+        \mathbf{E}_i`, ``[N, d]``."""
+        item = self.item_embedding.weight
+        for _ in range(self.num_modal_layers):
+            item = self.item_graph(item)
+        return item
+
+    def behavior(
+        self, conv: BipartiteLGConv | None = None, edge_index: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        r"""LightGCN over the user–item graph (the full one by default):
+        :math:`\bar{\mathbf{E}}_u` ``[M, d]``, :math:`\bar{\mathbf{E}}_i` ``[N, d]``."""
+        if conv is None:
+            conv, edge_index = self.conv, self.edge_index
+        user, item = self.user_embedding.weight, self.item_embedding.weight
+        user_sum, item_sum = user, item
+        for _ in range(self.num_layers):
+            user, item = conv(user, item, edge_index)
+            user_sum = user_sum + user
+            item_sum = item_sum + item
+        scale = 1.0 / (self.num_layers + 1)
+        return user_sum * scale, item_sum * scale
+
+    def dual_representations(self) -> DualRepresentation:
+        r"""Behaviour :math:`(\bar{\mathbf{E}}_u, \bar{\mathbf{E}}_i)` on the full graph
+        and modal :math:`(\mathbf{R}_{mean}\mathbf{H}_i, \mathbf{H}_i)`."""
+        item_modal = self.item_modal()
+        return dual_representation(*self.behavior(), self.user_mean(item_modal), item_modal)
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        user, item = self.behavior()
+        return user, item + self.item_modal()
+
+    def loss(
+        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        user_graph, item_graph = self.behavior(*self._training_graph(users.numel()))
+        item_modal = self.item_modal()
+        item_final = item_graph + item_modal
+        user = user_graph[users]
+        bpr = self.bpr.ranking(
+            (user * item_final[pos_items]).sum(-1), (user * item_final[neg_items]).sum(-1)
+        )
+        modal_bpr = user.new_zeros(())
+        for m in self.features.modalities:
+            pos, neg = self.projections[m](self.features[m][torch.stack([pos_items, neg_items])])
+            modal_bpr = modal_bpr + self.bpr.ranking((user * pos).sum(-1), (user * neg).sum(-1))
+        total = bpr + self.modal_loss_weight * modal_bpr
+        parts = {"bpr": bpr.detach(), "modal_bpr": modal_bpr.detach()}
+        if self.bma is not None:
+            bma = self.bma(
+                user,
+                item_graph[pos_items],
+                self.user_mean(item_modal)[users],
+                item_modal[pos_items],
+            )
+            total = total + bma
+            parts["bma"] = bma.detach()
+        return total, parts

@@ -1,0 +1,235 @@
+r"""What the multimodal baselines read from the data: raw item features (frozen or
+fine-tuned), item–item top-:math:`k` graphs and the user mean operator."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from dreamgeo.datasets.schema import ITEM, feature_key, modality_names, similarity_edge_type
+from dreamgeo.graph import build_relation_graphs, knn_graph_cosine, symmetric_normalize
+from dreamgeo.nn.sparse import SparseOperator
+
+if TYPE_CHECKING:
+    from dreamgeo.nn.dream import DualRepresentation
+
+__all__ = [
+    "dual_representation",
+    "ItemFeatures",
+    "item_features",
+    "item_knn_graph",
+    "weighted_graph_sum",
+    "user_mean_operator",
+    "check_modality_weights",
+]
+
+log = logging.getLogger(__name__)
+
+
+def dual_representation(
+    user_behavior: Tensor, item_behavior: Tensor, user_modal: Tensor, item_modal: Tensor
+) -> DualRepresentation:
+    r"""The four tensors as DREAM's :class:`~dreamgeo.nn.DualRepresentation`, the split
+    that :class:`~dreamgeo.nn.BMALoss` reads."""
+    # dreamgeo.nn.dream imports dreamgeo.models, so its NamedTuple is imported at call time
+    from dreamgeo.nn.dream import DualRepresentation
+
+    return DualRepresentation(user_behavior, item_behavior, user_modal, item_modal)
+
+
+def item_features(data: HeteroData, model: str) -> dict[str, Tensor]:
+    r"""The raw item features ``data['item'].x_<m>`` of every modality, in the data's
+    order, as float32 ``[N, d_m]`` tensors.
+
+    Args:
+        data (HeteroData): The dataset.
+        model (str): Name of the calling model, for error messages.
+    """
+    modalities = modality_names(data)
+    if not modalities:
+        raise ValueError(f"{model} needs at least one modality (data['item'].x_<m>), found none")
+    num_items = data[ITEM].num_nodes
+    features = {}
+    for m in modalities:
+        x = data[ITEM][feature_key(m)]
+        if x.dim() != 2 or x.size(0) != num_items:
+            raise ValueError(
+                f"{model}: data['item'].{feature_key(m)} must have shape "
+                f"[num_items={num_items}, d], got {tuple(x.shape)}"
+            )
+        features[m] = x.float()
+    return features
+
+
+class ItemFeatures(torch.nn.Module):
+    r"""Raw item features of every modality, held either as buffers (frozen) or as
+    parameters initialized with the features and fine-tuned with the model (what MMRec's
+    BM3, FREEDOM and MGCN do with ``nn.Embedding.from_pretrained(..., freeze=False)``).
+
+    Args:
+        features (Mapping[str, torch.Tensor]): Modality name to ``[N, d_m]`` features.
+        trainable (bool, optional): Fine-tune the features. (default: :obj:`True`)
+
+    Shapes:
+        - **output:** ``self[m]`` is ``[N, d_m]``
+    """
+
+    def __init__(self, features: Mapping[str, Tensor], trainable: bool = True):
+        super().__init__()
+        self.modalities: list[str] = list(features)
+        self.trainable = trainable
+        for m, x in features.items():
+            x = x.detach().float().clone()
+            if trainable:
+                self.register_parameter(f"x_{m}", torch.nn.Parameter(x))
+            else:
+                self.register_buffer(f"x_{m}", x, persistent=False)
+
+    def __getitem__(self, modality: str) -> Tensor:
+        return getattr(self, f"x_{modality}")
+
+    def dims(self) -> dict[str, int]:
+        r"""Feature size :math:`d_m` of every modality."""
+        return {m: self[m].size(1) for m in self.modalities}
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims()}, trainable={self.trainable}"
+
+
+def check_modality_weights(
+    weights: Mapping[str, float], modalities: Sequence[str], model: str
+) -> dict[str, float]:
+    r"""``weights`` as a dict over exactly ``modalities``, non-negative and summing to 1."""
+    if set(weights) != set(modalities):
+        raise ValueError(
+            f"{model}: modality weights must name exactly the modalities {list(modalities)}, "
+            f"got {sorted(weights)}"
+        )
+    if any(not 0.0 <= float(w) < float("inf") for w in weights.values()):
+        raise ValueError(f"{model}: modality weights must be finite and >= 0, got {weights}")
+    if abs(sum(weights.values()) - 1.0) > 1e-6:
+        raise ValueError(f"{model}: modality weights must sum to 1, got {dict(weights)}")
+    return {m: float(weights[m]) for m in modalities}
+
+
+def _stored_graph_matches(data: HeteroData, modality: str, k: int) -> bool:
+    edge_type = similarity_edge_type(ITEM, modality)
+    if edge_type not in data.edge_types:
+        return False
+    store = data[edge_type]
+    if "edge_index" not in store or "edge_weight" not in store:
+        return False
+    num_items = data[ITEM].num_nodes
+    per_row = torch.bincount(store.edge_index[0], minlength=num_items)
+    return int(per_row.max()) == min(k, num_items)
+
+
+def item_knn_graph(
+    data: HeteroData,
+    modality: str,
+    k: int,
+    weighted: bool = False,
+    mode: str = "exact",
+    cache_dir: str | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""The normalized item–item top-:math:`k` cosine graph of ``modality``'s raw
+    features (self included), :math:`\tilde{\mathbf{S}} = \mathbf{D}^{-1/2}
+    \mathbf{S}\mathbf{D}^{-1/2}` with :math:`\mathbf{D}` the row degree, found with FAISS
+    (:func:`~dreamgeo.graph.knn_graph_cosine`), never from a dense :math:`N \times N`
+    similarity.
+
+    Unweighted (:math:`S_{ij} = 1` for the :math:`k` neighbours, FREEDOM), it is the
+    stored relation graph ``data['item', 'sim_<m>', 'item']`` when that one has
+    :math:`k` neighbours per row, else it is built with
+    :func:`~dreamgeo.graph.build_relation_graphs` (stored in :obj:`data` and cached in
+    :obj:`cache_dir`) or, when a graph of another :math:`k` is stored, built without
+    replacing it. Weighted (:math:`S_{ij} = \cos(\mathbf{x}_i, \mathbf{x}_j)`, MGCN) it
+    is always built here.
+
+    Args:
+        data (HeteroData): The dataset.
+        modality (str): The modality :math:`m`.
+        k (int): Neighbours per item, self included.
+        weighted (bool, optional): Keep the cosines as edge weights.
+            (default: :obj:`False`)
+        mode (str, optional): ``"exact"`` or ``"ivf"`` search. (default: :obj:`"exact"`)
+        cache_dir (str, optional): Cache folder of unweighted graphs.
+            (default: :obj:`None`)
+
+    Shapes:
+        - **output:** ``edge_index`` ``[2, E]`` (row 0 the item whose neighbours are
+          row 1), ``edge_weight`` ``[E]``
+    """
+    if k <= 0:
+        raise ValueError(f"item_knn_graph: k must be > 0, got {k}")
+    num_items = data[ITEM].num_nodes
+    if not weighted:
+        if _stored_graph_matches(data, modality, k):
+            store = data[similarity_edge_type(ITEM, modality)]
+            return store.edge_index, store.edge_weight
+        if similarity_edge_type(ITEM, modality) not in data.edge_types:
+            build_relation_graphs(
+                data,
+                k=k,
+                node_types=(ITEM,),
+                modalities=[modality],
+                mode=mode,
+                cache_dir=cache_dir,
+            )
+            store = data[similarity_edge_type(ITEM, modality)]
+            return store.edge_index, store.edge_weight
+        log.info("item graph of %s: the stored one has another k; building k=%d", modality, k)
+        edge_index = knn_graph_cosine(data[ITEM][feature_key(modality)], k, mode=mode)
+        return edge_index, symmetric_normalize(edge_index, num_items)
+    edge_index, cosine = knn_graph_cosine(
+        data[ITEM][feature_key(modality)], k, mode=mode, return_scores=True
+    )
+    return edge_index, symmetric_normalize(edge_index, num_items, cosine.float())
+
+
+def weighted_graph_sum(
+    graphs: Mapping[str, tuple[Tensor, Tensor]], weights: Mapping[str, float], num_nodes: int
+) -> SparseOperator:
+    r"""The operator of :math:`\sum_m w_m \tilde{\mathbf{S}}_m` (edges shared by several
+    graphs add up).
+
+    Args:
+        graphs (Mapping[str, tuple[Tensor, Tensor]]): Modality to ``(edge_index,
+            edge_weight)``.
+        weights (Mapping[str, float]): Modality to :math:`w_m`.
+        num_nodes (int): Number of nodes :math:`n`.
+
+    Shapes:
+        - **output:** operator ``[n, n]``
+    """
+    rows, cols, values = [], [], []
+    for m, (edge_index, edge_weight) in graphs.items():
+        rows.append(edge_index[0])
+        cols.append(edge_index[1])
+        values.append(edge_weight.float() * weights[m])
+    return SparseOperator(
+        torch.cat(rows), torch.cat(cols), torch.cat(values), (num_nodes, num_nodes)
+    )
+
+
+def user_mean_operator(edge_index: Tensor, num_users: int, num_items: int) -> SparseOperator:
+    r"""The row-normalized interaction matrix :math:`\mathbf{R}_{mean}`,
+    :math:`(\mathbf{R}_{mean}\mathbf{X})_u = \frac{1}{|\mathcal{N}_u|}\sum_{i \in
+    \mathcal{N}_u} \mathbf{x}_i` (users without training items get zeros).
+
+    Args:
+        edge_index (torch.Tensor): Training interactions ``[2, E]`` (row 0 users).
+        num_users (int): :math:`M`.
+        num_items (int): :math:`N`.
+
+    Shapes:
+        - **output:** operator ``[M, N]``
+    """
+    user, item = edge_index.long()
+    degree = torch.bincount(user, minlength=num_users).clamp(min=1)
+    return SparseOperator(user, item, 1.0 / degree[user].float(), (num_users, num_items))
