@@ -1,0 +1,171 @@
+r"""BMA as a plug-in: PyG's own LightGCN (behaviour) plus a small modal encoder, trained
+by dreamgeo's Trainer with and without :class:`~dreamgeo.BMALoss`.
+
+    python examples/bma_plugin.py                      # planted 'baby' preset
+    python examples/bma_plugin.py --preset tiny --epochs 20   # a few seconds
+
+Prints a markdown table of test Recall/NDCG@{10,20} at the best validation epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import HeteroData
+from torch_geometric.nn.models import LightGCN as PyGLightGCN
+
+from dreamgeo import BMALoss, BPRLoss
+from dreamgeo.cli import load_data
+from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key, modality_names
+from dreamgeo.models import Recommender
+from dreamgeo.models.modal_inputs import user_mean_operator
+from dreamgeo.train import TrainConfig, Trainer
+
+__all__ = ["LightGCNWithModalEncoder", "main"]
+
+
+class LightGCNWithModalEncoder(Recommender):
+    r"""Behaviour: :class:`torch_geometric.nn.models.LightGCN` on the homogeneous
+    user–item graph (users ``0..M-1``, items ``M..M+N-1``, both edge directions).
+    Modal: a linear projection of the concatenated, L2-normalized item features,
+    averaged to users over their training items. Scores use the sum of both, as DREAM's
+    fusion does; the loss is BPR with an L2 term on the batch's layer-0 embeddings, plus
+    ``bma(behaviour_u, behaviour_i, modal_u, modal_i)`` on the batch's :math:`(u, i^+)`
+    pairs when :obj:`bma` is given.
+
+    Args:
+        data (HeteroData): The dataset.
+        embedding_dim (int, optional): :math:`d`. (default: :obj:`64`)
+        num_layers (int, optional): LightGCN layers. (default: :obj:`2`)
+        reg_weight (float, optional): L2 weight. (default: :obj:`1e-4`)
+        bma (BMALoss, optional): The plug-in. (default: :obj:`None`)
+    """
+
+    def __init__(
+        self,
+        data: HeteroData,
+        embedding_dim: int = 64,
+        num_layers: int = 2,
+        reg_weight: float = 1e-4,
+        bma: BMALoss | None = None,
+    ):
+        num_users, num_items = data[USER].num_nodes, data[ITEM].num_nodes
+        super().__init__(num_users, num_items)
+        user, item = data[INTERACTS].edge_index
+        item = item + num_users
+        graph = torch.stack([torch.cat([user, item]), torch.cat([item, user])])
+        self.register_buffer("graph", graph, persistent=False)
+        self.behavior = PyGLightGCN(num_users + num_items, embedding_dim, num_layers)
+        features = [F.normalize(data[ITEM][feature_key(m)].float()) for m in modality_names(data)]
+        self.register_buffer("features", torch.cat(features, dim=-1), persistent=False)
+        self.modal = torch.nn.Linear(self.features.size(1), embedding_dim)
+        self.user_mean = user_mean_operator(data[INTERACTS].edge_index, num_users, num_items)
+        self.bpr = BPRLoss(reg_weight)
+        self.bma = bma
+
+    def representations(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        behavior = self.behavior.get_embedding(self.graph)
+        item_modal = self.modal(self.features)
+        return (
+            behavior[: self.num_users],
+            behavior[self.num_users :],
+            self.user_mean(item_modal),
+            item_modal,
+        )
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        user_behavior, item_behavior, user_modal, item_modal = self.representations()
+        return user_behavior + user_modal, item_behavior + item_modal
+
+    def loss(
+        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        user_behavior, item_behavior, user_modal, item_modal = self.representations()
+        user = user_behavior[users] + user_modal[users]
+        pos = item_behavior[pos_items] + item_modal[pos_items]
+        neg = item_behavior[neg_items] + item_modal[neg_items]
+        bpr = self.bpr.ranking((user * pos).sum(-1), (user * neg).sum(-1))
+        embedding = self.behavior.embedding
+        reg = self.bpr.regularization(
+            embedding(users),
+            embedding(pos_items + self.num_users),
+            embedding(neg_items + self.num_users),
+        )
+        total = bpr + self.bpr.reg_weight * reg
+        parts = {"bpr": bpr.detach(), "reg": reg.detach()}
+        if self.bma is not None:
+            bma = self.bma(
+                user_behavior[users],
+                item_behavior[pos_items],
+                user_modal[users],
+                item_modal[pos_items],
+            )
+            total = total + bma
+            parts["bma"] = bma.detach()
+        return total, parts
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="baby", help="planted preset (default: baby)")
+    parser.add_argument("--data-root", default="data", help="where planted data is written")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the planted data")
+    parser.add_argument("--epochs", type=int, default=100, help="maximum epochs (default: 100)")
+    parser.add_argument("--seed", type=int, default=0, help="initialization and sampling seed")
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--patience", type=int, default=20)
+    parser.add_argument("--intra-weight", type=float, default=0.01, help="BMA alpha")
+    parser.add_argument("--inter-weight", type=float, default=0.01, help="BMA beta")
+    parser.add_argument("--tau", type=float, default=0.2, help="BMA temperature")
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, float]]:
+    args = build_parser().parse_args(argv)
+    data, source = load_data(f"planted_{args.preset}", args.data_root, args.preset, args.data_seed)
+    print(f"data: {source}")
+    rows = []
+    for label, bma in (
+        ("without BMA", None),
+        ("with BMA", BMALoss(args.tau, args.intra_weight, args.inter_weight)),
+    ):
+        torch.manual_seed(args.seed)
+        model = LightGCNWithModalEncoder(data, bma=bma)
+        config = TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            patience=args.patience,
+            seed=args.seed,
+            device=args.device,
+            progress=sys.stderr.isatty(),
+        )
+        result = Trainer(model, data, config).fit()
+        rows.append(
+            {
+                "model": f"PyG LightGCN + modal encoder, {label}",
+                **{key: result.test[key] for key in ("recall@10", "recall@20")},
+                **{key: result.test[key] for key in ("ndcg@10", "ndcg@20")},
+                "best_epoch": result.best_epoch,
+                "epoch_time": result.epoch_time,
+            }
+        )
+    print("\n| model | R@10 | R@20 | N@10 | N@20 | best epoch | s/epoch |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['model']} | {row['recall@10']:.4f} | {row['recall@20']:.4f} | "
+            f"{row['ndcg@10']:.4f} | {row['ndcg@20']:.4f} | {row['best_epoch']} | "
+            f"{row['epoch_time']:.2f} |"
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    main()
