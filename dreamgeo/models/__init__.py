@@ -5,3 +5,10 @@ from dreamgeo.models.base import Recommender
 from dreamgeo.models.lightgcn import LightGCN
 
 __all__ = ["Recommender", "LightGCN"]
+from dreamgeo.models.bm3 import BM3
+from dreamgeo.models.bpr import BPRMF
+from dreamgeo.models.freedom import FREEDOM
+from dreamgeo.models.mgcn import MGCN
+from dreamgeo.models.vbpr import VBPR
+
+__all__ += ["BPRMF", "VBPR", "BM3", "FREEDOM", "MGCN"]

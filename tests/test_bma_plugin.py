@@ -1,0 +1,183 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dreamgeo import BMALoss
+from dreamgeo.models.registry import MULTIMODAL_MODELS, build_model
+from dreamgeo.train import TrainConfig, Trainer
+from tests.conftest import make_random_data
+
+K = 3
+TAU, INTRA, INTER = 0.3, 0.05, 0.02
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bma_plugin.py"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # tiny tensors: OpenMP hand-offs on a shared 2-core machine cost more than the work
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def data():
+    return make_random_data()
+
+
+def _build(name, data, bma):
+    torch.manual_seed(0)
+    kwargs = {"embedding_dim": 8, "bma": bma}
+    if name in ("freedom", "mgcn"):
+        kwargs["knn_k"] = K
+    return build_model(name, data, **kwargs)
+
+
+def _batch(data, size=16):
+    generator = torch.Generator().manual_seed(0)
+    edge_index = data["user", "interacts", "item"].edge_index
+    users, pos = edge_index[:, torch.randperm(edge_index.size(1), generator=generator)[:size]]
+    return users, pos, torch.randint(0, data["item"].num_nodes, (size,), generator=generator)
+
+
+def _info_nce(anchor, positive, tau):
+    logits = F.normalize(anchor, dim=1) @ F.normalize(positive, dim=1).t() / tau
+    return (torch.logsumexp(logits, dim=1) - logits.diag()).mean()
+
+
+def _reference_bma(user_behavior, item_behavior, user_modal, item_modal):
+    """DREAM Eq. 9-11 with in-batch negatives, written out independently of BMALoss."""
+    intra = _info_nce(user_behavior, item_behavior, TAU) + _info_nce(user_modal, item_modal, TAU)
+    inter = _info_nce(user_behavior, user_modal, TAU) + _info_nce(item_behavior, item_modal, TAU)
+    return INTRA * intra + INTER * inter
+
+
+def _user_mean_dense(data):
+    u, i = data["user", "interacts", "item"].edge_index
+    r = torch.zeros(data["user"].num_nodes, data["item"].num_nodes)
+    r[u, i] = 1.0
+    return r / r.sum(1, keepdim=True).clamp(min=1)
+
+
+@pytest.mark.parametrize("name", MULTIMODAL_MODELS)
+def test_bma_on_and_off_differ_only_in_the_loss(data, name):
+    off = _build(name, data, None)
+    on = _build(name, data, BMALoss(TAU, INTRA, INTER))
+
+    # same initialization and identical representations
+    state_off, state_on = off.state_dict(), on.state_dict()
+    assert state_off.keys() == state_on.keys()
+    assert all(torch.equal(state_off[key], state_on[key]) for key in state_off)
+    for a, b in zip(off(), on()):
+        assert torch.equal(a, b)
+    for a, b in zip(off.dual_representations(), on.dual_representations()):
+        assert torch.equal(a, b)
+
+    users, pos, neg = _batch(data)
+    torch.manual_seed(1)  # FREEDOM's pruning and BM3's dropout draw from it
+    loss_off, parts_off = off.loss(users, pos, neg)
+    torch.manual_seed(1)
+    loss_on, parts_on = on.loss(users, pos, neg)
+    assert "bma" not in parts_off and set(parts_on) == set(parts_off) | {"bma"}
+    for key in parts_off:
+        assert torch.equal(parts_on[key], parts_off[key]), key
+
+    user_behavior, item_behavior, user_modal, item_modal = on.dual_representations()
+    if name == "freedom":  # its training loss runs on the pruned graph
+        user_behavior, item_behavior = on.behavior(on.pruned_conv, on.pruned_edge_index)
+    expected = _reference_bma(
+        user_behavior[users], item_behavior[pos], user_modal[users], item_modal[pos]
+    )
+    torch.testing.assert_close(loss_on - loss_off, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(parts_on["bma"], expected.detach(), rtol=1e-5, atol=1e-6)
+
+    # the BMA term is the only difference in the gradients too
+    params_off, params_on = list(off.parameters()), list(on.parameters())
+    grads_off = torch.autograd.grad(loss_off, params_off, allow_unused=True)
+    grads_on = torch.autograd.grad(loss_on, params_on, retain_graph=True, allow_unused=True)
+    grads_bma = torch.autograd.grad(expected, params_on, allow_unused=True)
+    for g_off, g_on, g_bma in zip(grads_off, grads_on, grads_bma):
+        if g_bma is None:
+            assert (g_on is None and g_off is None) or torch.equal(g_on, g_off)
+        else:
+            base = torch.zeros_like(g_bma) if g_off is None else g_off
+            torch.testing.assert_close(g_on, base + g_bma, rtol=1e-4, atol=1e-6)
+
+
+def test_vbpr_split_is_id_factors_versus_visual_factors(data):
+    model = _build("vbpr", data, None)
+    rep = model.dual_representations()
+    features = torch.cat([data["item"].x_image, data["item"].x_text], dim=1)
+    assert torch.equal(rep.user_behavior, model.user_embedding.weight)
+    assert torch.equal(rep.item_behavior, model.item_embedding.weight)
+    assert torch.equal(rep.user_modal, model.user_visual_embedding.weight)
+    torch.testing.assert_close(rep.item_modal, model.projection(features))
+    user, item = model()
+    torch.testing.assert_close(user, torch.cat([rep.user_behavior, rep.user_modal], 1))
+    torch.testing.assert_close(item, torch.cat([rep.item_behavior, rep.item_modal], 1))
+
+
+def test_bm3_modal_side_is_mean_projected_features_averaged_to_users(data):
+    model = _build("bm3", data, None)
+    rep = model.dual_representations()
+    item_modal = (
+        model.projections["image"](data["item"].x_image)
+        + model.projections["text"](data["item"].x_text)
+    ) / 2
+    torch.testing.assert_close(rep.item_modal, item_modal, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(rep.user_modal, _user_mean_dense(data) @ item_modal)
+    user, item = model()
+    torch.testing.assert_close(user, model.predictor(rep.user_behavior))
+    torch.testing.assert_close(item, model.predictor(rep.item_behavior))
+
+
+def test_freedom_and_mgcn_scores_are_behaviour_plus_modal(data):
+    freedom = _build("freedom", data, None)
+    rep = freedom.dual_representations()
+    user, item = freedom()
+    torch.testing.assert_close(user, rep.user_behavior)
+    torch.testing.assert_close(item, rep.item_behavior + rep.item_modal)
+    torch.testing.assert_close(rep.user_modal, _user_mean_dense(data) @ rep.item_modal)
+
+    mgcn = _build("mgcn", data, None)
+    rep = mgcn.dual_representations()
+    user, item = mgcn()
+    torch.testing.assert_close(user, rep.user_behavior + rep.user_modal)
+    torch.testing.assert_close(item, rep.item_behavior + rep.item_modal)
+
+
+@pytest.mark.parametrize("name", MULTIMODAL_MODELS)
+def test_trainer_logs_the_bma_part(data, name):
+    model = _build(name, data, BMALoss(TAU, INTRA, INTER))
+    config = TrainConfig(
+        epochs=2, batch_size=16, lr=1e-2, ks=(5, 10), stopping_metric="recall@10", progress=False
+    )
+    result = Trainer(model, data, config).fit()
+    assert all(row["bma"] > 0 for row in result.history)
+
+
+def test_example_prints_a_table_with_and_without_bma(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bma_plugin_example", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    args = ["--preset", "tiny", "--epochs", "3", "--batch-size", "512", "--lr", "5e-3"]
+    rows = example.main([*args, "--data-root", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| model | R@10 | R@20 | N@10 | N@20 | best epoch |" in out
+    assert [row["model"].endswith(("without BMA", "with BMA")) for row in rows] == [True, True]
+    assert "without BMA" in rows[0]["model"] and "with BMA" in rows[1]["model"]
+    for row in rows:
+        assert 1 <= row["best_epoch"] <= 3 and 0 < row["recall@20"] <= 1
+        assert f"{row['recall@20']:.4f}" in out
+
+    # the example's model: behaviour from PyG's LightGCN, the BMA part only when plugged in
+    data = make_random_data()
+    for bma in (None, BMALoss()):
+        torch.manual_seed(0)
+        model = example.LightGCNWithModalEncoder(data, embedding_dim=8, bma=bma)
+        _, parts = model.loss(*_batch(data))
+        assert ("bma" in parts) == (bma is not None)
