@@ -7,6 +7,7 @@ from dreamgeo.models import LightGCN
 from dreamgeo.models.bm3 import BM3
 from dreamgeo.models.bpr import BPRMF
 from dreamgeo.models.freedom import FREEDOM, degree_sensitive_pruning
+from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.mgcn import MGCN
 from dreamgeo.models.modal_inputs import item_knn_graph
 from dreamgeo.models.registry import MODELS, build_model
@@ -95,7 +96,14 @@ def _features(data):
 
 # ---------------------------------------------------------------- training on tiny
 # (model, epochs): VBPR's raw-feature projection needs more epochs than the others.
-TRAINED = [("bpr", 15), ("vbpr", 30), ("bm3", 15), ("freedom", 15), ("mgcn", 15)]
+TRAINED = [
+    ("bpr", 15),
+    ("vbpr", 30),
+    ("bm3", 15),
+    ("freedom", 15),
+    ("mgcn", 15),
+    ("lgmrec", 15),
+]
 
 
 @pytest.mark.parametrize("name,epochs", TRAINED)
@@ -122,7 +130,7 @@ def _small(name, data):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_registry_builds_every_model_with_forward_shapes(data, name):
     torch.manual_seed(0)
-    model = _small(name, data)
+    model = _small(name, data).eval()  # ranking mode (LGMRec samples noise in training)
     assert isinstance(model, MODELS[name])
     user, item = model()
     width = 16 if name == "vbpr" else 8
@@ -138,7 +146,7 @@ def test_build_model_errors(data):
         build_model("bpr", data, knn_k=3)
 
 
-@pytest.mark.parametrize("name", ["bpr", "vbpr", "bm3", "freedom", "mgcn"])
+@pytest.mark.parametrize("name", ["bpr", "vbpr", "bm3", "freedom", "mgcn", "lgmrec"])
 def test_gradient_reaches_every_parameter(data, name):
     torch.manual_seed(0)
     model = _small(name, data)
@@ -335,6 +343,57 @@ def test_mgcn_matches_dense_reference(data):
     torch.testing.assert_close(parts["cl"], cl.detach(), rtol=1e-4, atol=1e-5)
 
 
+def test_lgmrec_matches_dense_reference_in_eval_mode(data):
+    torch.manual_seed(0)
+    model = LGMRec.from_data(data, embedding_dim=8, keep_rate=1.0, cl_weight=0.01, reg_weight=0.1)
+    model.eval()  # noise-free hyperedge assignments
+    r_norm, r_mean = _dense_bipartite(data)
+    r = (r_mean > 0).float()
+    coll_u, coll_i = _dense_lightgcn(
+        r_norm, model.user_embedding.weight, model.item_embedding.weight, 2
+    )
+    modal_u, modal_i = 0, 0
+    hyper = {}
+    for m, x in _features(data).items():
+        item = x @ model.transforms[m]
+        user = r_mean @ item
+        for _ in range(2):
+            user, item = r_norm @ item, r_norm.t() @ user
+        modal_u, modal_i = modal_u + F.normalize(user), modal_i + F.normalize(item)
+        logits = x @ model.hyperedges[m]
+        h_item, h_user = torch.softmax(logits / 0.2, 1), torch.softmax(r @ logits / 0.2, 1)
+        latent = h_item.t() @ coll_i
+        hyper[m] = (h_user @ latent, h_item @ latent)
+    final_u = coll_u + modal_u + 0.3 * F.normalize(hyper["image"][0] + hyper["text"][0])
+    final_i = coll_i + modal_i + 0.3 * F.normalize(hyper["image"][1] + hyper["text"][1])
+    user, item = model()
+    torch.testing.assert_close(user, final_u, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(item, final_i, rtol=1e-4, atol=1e-5)
+
+    def contrast(anchor, candidates, index):
+        logits = F.normalize(anchor[index]) @ F.normalize(candidates).t() / 0.2
+        return -torch.log_softmax(logits, 1)[torch.arange(len(index)), index].sum()
+
+    users, pos, neg = _batch(data)
+    u, ip, in_ = final_u[users], final_i[pos], final_i[neg]
+    cl = contrast(hyper["image"][0], hyper["text"][0], users)
+    cl = cl + contrast(hyper["image"][1], hyper["text"][1], pos)
+    reg = (u.norm() + ip.norm() + in_.norm()) / len(users)
+    expected = _bpr((u * ip).sum(1), (u * in_).sum(1)) + 0.01 * cl + 0.1 * reg
+    loss, parts = model.loss(users, pos, neg)
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(parts["cl"], cl.detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_lgmrec_samples_hyperedges_only_in_training(data):
+    torch.manual_seed(0)
+    model = LGMRec.from_data(data, embedding_dim=8)
+    first, second = model()[1], model()[1]
+    assert not torch.equal(first, second)  # Gumbel noise and dropout
+    model.eval()
+    assert torch.equal(model()[1], model()[1])
+
+
 def test_item_graphs_come_from_faiss_and_reuse_matching_stored_graphs(data):
     x = data["item"].x_text
     for weighted in (False, True):
@@ -355,6 +414,6 @@ def test_models_from_registry_are_the_classes(data):
     assert MODELS["lightgcn"] is LightGCN and MODELS["dream"] is DREAM
     bare = make_random_data()
     del bare["item"].x_image, bare["item"].x_text
-    for name in ("vbpr", "bm3", "freedom", "mgcn"):
+    for name in ("vbpr", "bm3", "freedom", "mgcn", "lgmrec"):
         with pytest.raises(ValueError, match="at least one modality"):
             build_model(name, bare)

@@ -72,10 +72,12 @@ def test_bma_on_and_off_differ_only_in_the_loss(data, name):
     state_off, state_on = off.state_dict(), on.state_dict()
     assert state_off.keys() == state_on.keys()
     assert all(torch.equal(state_off[key], state_on[key]) for key in state_off)
+    off.eval(), on.eval()  # LGMRec samples Gumbel noise in training mode
     for a, b in zip(off(), on()):
         assert torch.equal(a, b)
     for a, b in zip(off.dual_representations(), on.dual_representations()):
         assert torch.equal(a, b)
+    off.train(), on.train()
 
     users, pos, neg = _batch(data)
     torch.manual_seed(1)  # FREEDOM's pruning and BM3's dropout draw from it
@@ -86,6 +88,7 @@ def test_bma_on_and_off_differ_only_in_the_loss(data, name):
     for key in parts_off:
         assert torch.equal(parts_on[key], parts_off[key]), key
 
+    torch.manual_seed(1)  # the same random draws as in the loss (LGMRec)
     user_behavior, item_behavior, user_modal, item_modal = on.dual_representations()
     if name == "freedom":  # its training loss runs on the pruned graph
         user_behavior, item_behavior = on.behavior(on.pruned_conv, on.pruned_edge_index)

@@ -15,6 +15,7 @@ from dreamgeo.models.base import Recommender
 from dreamgeo.models.bm3 import BM3
 from dreamgeo.models.bpr import BPRMF
 from dreamgeo.models.freedom import FREEDOM
+from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.lightgcn import LightGCN
 from dreamgeo.models.mgcn import MGCN
 from dreamgeo.models.vbpr import VBPR
@@ -30,12 +31,13 @@ MODELS: dict[str, type[Recommender]] = {
     "bm3": BM3,
     "freedom": FREEDOM,
     "mgcn": MGCN,
+    "lgmrec": LGMRec,
     "dream": DREAM,
 }
 
 #: Names of the models that read item features and accept a ``bma`` plug-in
 #: (:class:`~dreamgeo.nn.BMALoss`); DREAM has BMA built in.
-MULTIMODAL_MODELS: tuple[str, ...] = ("vbpr", "bm3", "freedom", "mgcn")
+MULTIMODAL_MODELS: tuple[str, ...] = ("vbpr", "bm3", "freedom", "mgcn", "lgmrec")
 
 
 def build_model(name: str, data: HeteroData, **kwargs: Any) -> Recommender:
