@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,6 +7,7 @@ from dreamgeo.datasets import MMRecDataset, write_planted
 from dreamgeo.models import LightGCN
 from dreamgeo.models.bm3 import BM3
 from dreamgeo.models.bpr import BPRMF
+from dreamgeo.models.dualgnn import DualGNN, user_cooccurrence_graph
 from dreamgeo.models.freedom import FREEDOM, degree_sensitive_pruning
 from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.mgcn import MGCN
@@ -103,6 +105,7 @@ TRAINED = [
     ("freedom", 15),
     ("mgcn", 15),
     ("lgmrec", 15),
+    ("dualgnn", 15),
 ]
 
 
@@ -146,7 +149,10 @@ def test_build_model_errors(data):
         build_model("bpr", data, knn_k=3)
 
 
-@pytest.mark.parametrize("name", ["bpr", "vbpr", "bm3", "freedom", "mgcn", "lgmrec"])
+GRADIENT_MODELS = ["bpr", "vbpr", "bm3", "freedom", "mgcn", "lgmrec", "dualgnn"]
+
+
+@pytest.mark.parametrize("name", GRADIENT_MODELS)
 def test_gradient_reaches_every_parameter(data, name):
     torch.manual_seed(0)
     model = _small(name, data)
@@ -394,6 +400,61 @@ def test_lgmrec_samples_hyperedges_only_in_training(data):
     assert torch.equal(model()[1], model()[1])
 
 
+@pytest.mark.parametrize("chunk_size", [7, 4096])
+def test_user_cooccurrence_graph_is_the_top_k_of_shared_item_counts(data, chunk_size):
+    _, r_mean = _dense_bipartite(data)
+    r = (r_mean > 0).float()
+    shared = (r @ r.t()).fill_diagonal_(0).numpy()
+    k = 4
+    edge_index, counts = user_cooccurrence_graph(
+        data["user", "interacts", "item"].edge_index, 30, 20, k, chunk_size=chunk_size
+    )
+    for u in range(30):
+        candidates = np.flatnonzero(shared[u] > 0)
+        # most shared items first, then the smaller user id
+        expected = candidates[np.lexsort((candidates, -shared[u, candidates]))][:k]
+        mine = edge_index[0] == u
+        assert edge_index[1, mine].tolist() == expected.tolist()
+        assert counts[mine].tolist() == shared[u, expected].tolist()
+
+
+def test_dualgnn_matches_dense_reference(data):
+    torch.manual_seed(0)
+    model = DualGNN.from_data(data, embedding_dim=8, knn_k=4, reg_weight=0.1)
+    r_norm, r_mean = _dense_bipartite(data)
+    r = (r_mean > 0).float()
+    shared = (r @ r.t()).fill_diagonal_(0)
+    top = torch.zeros_like(shared, dtype=torch.bool)
+    for u in range(30):  # top-4 by count, ties to the smaller id (as tested above)
+        order = sorted(range(30), key=lambda v, u=u: (-shared[u, v].item(), v))
+        top[u, [v for v in order[:4] if shared[u, v] > 0]] = True
+    weights = torch.where(top, shared.exp(), torch.zeros_like(shared))
+    weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-30)
+
+    user, item = 0, 0
+    for j, (m, x) in enumerate(_features(data).items()):
+        u0 = F.normalize(model.preferences[m])
+        i0 = F.normalize(model.encoders[m](x))
+        u1, i1 = r_norm @ i0, r_norm.t() @ u0
+        u2, i2 = r_norm @ i1, r_norm.t() @ u1
+        user = user + model.user_modality_weight[:, j : j + 1] * (u0 + u1 + u2)
+        item = item + i0 + i1 + i2
+    user = user + weights @ user
+    got_user, got_item = model()
+    torch.testing.assert_close(got_user, user, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got_item, item, rtol=1e-4, atol=1e-5)
+
+    users, pos, neg = _batch(data)
+    u = user[users]
+    bpr = -torch.log2(torch.sigmoid((u * item[pos]).sum(1) - (u * item[neg]).sum(1))).mean()
+    reg = sum(model.preferences[m][users].pow(2).mean() for m in ("image", "text"))
+    reg = reg + model.user_modality_weight.pow(2).mean()
+    torch.testing.assert_close(
+        model.loss(users, pos, neg)[0], bpr + 0.1 * reg, rtol=1e-4, atol=1e-5
+    )
+    torch.testing.assert_close(model.user_modality_weight.sum(1), torch.ones(30))  # softmaxed
+
+
 def test_item_graphs_come_from_faiss_and_reuse_matching_stored_graphs(data):
     x = data["item"].x_text
     for weighted in (False, True):
@@ -414,6 +475,6 @@ def test_models_from_registry_are_the_classes(data):
     assert MODELS["lightgcn"] is LightGCN and MODELS["dream"] is DREAM
     bare = make_random_data()
     del bare["item"].x_image, bare["item"].x_text
-    for name in ("vbpr", "bm3", "freedom", "mgcn", "lgmrec"):
+    for name in ("vbpr", "bm3", "freedom", "mgcn", "lgmrec", "dualgnn"):
         with pytest.raises(ValueError, match="at least one modality"):
             build_model(name, bare)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamgeo import BMALoss
-from dreamgeo.models.registry import MULTIMODAL_MODELS, build_model
+from dreamgeo.models.registry import BMA_PLUGIN_MODELS, build_model
 from dreamgeo.train import TrainConfig, Trainer
 from tests.conftest import make_random_data
 
@@ -63,7 +63,7 @@ def _user_mean_dense(data):
     return r / r.sum(1, keepdim=True).clamp(min=1)
 
 
-@pytest.mark.parametrize("name", MULTIMODAL_MODELS)
+@pytest.mark.parametrize("name", BMA_PLUGIN_MODELS)
 def test_bma_on_and_off_differ_only_in_the_loss(data, name):
     off = _build(name, data, None)
     on = _build(name, data, BMALoss(TAU, INTRA, INTER))
@@ -153,7 +153,7 @@ def test_freedom_and_mgcn_scores_are_behaviour_plus_modal(data):
     torch.testing.assert_close(item, rep.item_behavior + rep.item_modal)
 
 
-@pytest.mark.parametrize("name", MULTIMODAL_MODELS)
+@pytest.mark.parametrize("name", BMA_PLUGIN_MODELS)
 def test_trainer_logs_the_bma_part(data, name):
     model = _build(name, data, BMALoss(TAU, INTRA, INTER))
     config = TrainConfig(

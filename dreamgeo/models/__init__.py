@@ -4,6 +4,7 @@ r"""Recommenders trained by the shared :class:`~dreamgeo.train.Trainer`
 from dreamgeo.models.base import Recommender
 from dreamgeo.models.bm3 import BM3
 from dreamgeo.models.bpr import BPRMF
+from dreamgeo.models.dualgnn import DualGNN
 from dreamgeo.models.freedom import FREEDOM
 from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.lightgcn import LightGCN
@@ -11,4 +12,4 @@ from dreamgeo.models.mgcn import MGCN
 from dreamgeo.models.vbpr import VBPR
 
 __all__ = ["Recommender", "LightGCN"]
-__all__ += ["BPRMF", "VBPR", "BM3", "FREEDOM", "MGCN", "LGMRec"]
+__all__ += ["BPRMF", "VBPR", "BM3", "FREEDOM", "MGCN", "LGMRec", "DualGNN"]

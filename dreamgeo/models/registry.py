@@ -14,6 +14,7 @@ from torch_geometric.data import HeteroData
 from dreamgeo.models.base import Recommender
 from dreamgeo.models.bm3 import BM3
 from dreamgeo.models.bpr import BPRMF
+from dreamgeo.models.dualgnn import DualGNN
 from dreamgeo.models.freedom import FREEDOM
 from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.lightgcn import LightGCN
@@ -21,7 +22,7 @@ from dreamgeo.models.mgcn import MGCN
 from dreamgeo.models.vbpr import VBPR
 from dreamgeo.nn.dream import DREAM
 
-__all__ = ["MODELS", "MULTIMODAL_MODELS", "build_model"]
+__all__ = ["MODELS", "BMA_PLUGIN_MODELS", "build_model"]
 
 #: Model name (as in the paper's Table 2, lower case) to class.
 MODELS: dict[str, type[Recommender]] = {
@@ -32,12 +33,13 @@ MODELS: dict[str, type[Recommender]] = {
     "freedom": FREEDOM,
     "mgcn": MGCN,
     "lgmrec": LGMRec,
+    "dualgnn": DualGNN,
     "dream": DREAM,
 }
 
-#: Names of the models that read item features and accept a ``bma`` plug-in
-#: (:class:`~dreamgeo.nn.BMALoss`); DREAM has BMA built in.
-MULTIMODAL_MODELS: tuple[str, ...] = ("vbpr", "bm3", "freedom", "mgcn", "lgmrec")
+#: Names of the baselines that accept a ``bma`` plug-in (:class:`~dreamgeo.nn.BMALoss`);
+#: DREAM has BMA built in, DualGNN has no behaviour/modal split of items.
+BMA_PLUGIN_MODELS: tuple[str, ...] = ("vbpr", "bm3", "freedom", "mgcn", "lgmrec")
 
 
 def build_model(name: str, data: HeteroData, **kwargs: Any) -> Recommender:
