@@ -16,6 +16,7 @@ from dreamgeo.models.modal_inputs import (
     ItemFeatures,
     dual_representation,
     item_features,
+    propagate_layers,
     user_mean_operator,
 )
 from dreamgeo.nn.bma_loss import BMALoss
@@ -171,14 +172,14 @@ class BM3(Recommender):
     def online(self) -> tuple[Tensor, Tensor]:
         r"""Online graph representations :math:`\mathbf{H}_u` ``[M, d]`` and
         :math:`\mathbf{H}_i` ``[N, d]`` (before the predictor)."""
-        user, item = self.user_embedding.weight, self.item_embedding.weight
-        user_sum, item_sum = user, item
-        for _ in range(self.num_layers):
-            user, item = self.conv(user, item, self.edge_index)
-            user_sum = user_sum + user
-            item_sum = item_sum + item
-        scale = 1.0 / (self.num_layers + 1)
-        return user_sum * scale, item_sum * scale + self.item_embedding.weight
+        user, item = propagate_layers(
+            self.conv,
+            self.user_embedding.weight,
+            self.item_embedding.weight,
+            self.edge_index,
+            self.num_layers,
+        )
+        return user, item + self.item_embedding.weight
 
     def project(self, modality: str, items: Tensor | None = None) -> Tensor:
         r"""Projected features :math:`\mathbf{h}^m` of ``items`` (all items when

@@ -13,7 +13,7 @@ from torch_geometric.utils import softmax
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.models.base import Recommender
-from dreamgeo.models.modal_inputs import item_features
+from dreamgeo.models.modal_inputs import item_features, propagate_layers
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.sparse import SparseOperator
@@ -229,12 +229,7 @@ class DualGNN(Recommender):
         item = self.encoders[modality](getattr(self, f"features_{modality}"))
         user = F.normalize(self.preferences[modality])
         item = F.normalize(item)
-        user_sum, item_sum = user, item
-        for _ in range(self.num_layers):
-            user, item = self.conv(user, item, self.edge_index)
-            user_sum = user_sum + user
-            item_sum = item_sum + item
-        return user_sum, item_sum
+        return propagate_layers(self.conv, user, item, self.edge_index, self.num_layers, mean=False)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         user = item = 0.0

@@ -18,6 +18,7 @@ from dreamgeo.models.modal_inputs import (
     dual_representation,
     item_features,
     item_knn_graph,
+    propagate_layers,
     user_mean_operator,
     weighted_graph_sum,
 )
@@ -305,13 +306,7 @@ class FREEDOM(Recommender):
         if conv is None:
             conv, edge_index = self.conv, self.edge_index
         user, item = self.user_embedding.weight, self.item_embedding.weight
-        user_sum, item_sum = user, item
-        for _ in range(self.num_layers):
-            user, item = conv(user, item, edge_index)
-            user_sum = user_sum + user
-            item_sum = item_sum + item
-        scale = 1.0 / (self.num_layers + 1)
-        return user_sum * scale, item_sum * scale
+        return propagate_layers(conv, user, item, edge_index, self.num_layers)
 
     def dual_representations(self) -> DualRepresentation:
         r"""Behaviour :math:`(\bar{\mathbf{E}}_u, \bar{\mathbf{E}}_i)` on the full graph

@@ -17,6 +17,7 @@ from dreamgeo.models.modal_inputs import (
     ItemFeatures,
     dual_representation,
     item_features,
+    propagate_layers,
     user_mean_operator,
 )
 from dreamgeo.nn.bma_loss import BMALoss
@@ -199,13 +200,7 @@ class LGMRec(Recommender):
     def collaborative(self) -> tuple[Tensor, Tensor]:
         r"""LightGCN embeddings :math:`\mathbf{E}^c`: users ``[M, d]``, items ``[N, d]``."""
         user, item = self.user_embedding.weight, self.item_embedding.weight
-        user_sum, item_sum = user, item
-        for _ in range(self.num_layers):
-            user, item = self.conv(user, item, self.edge_index)
-            user_sum = user_sum + user
-            item_sum = item_sum + item
-        scale = 1.0 / (self.num_layers + 1)
-        return user_sum * scale, item_sum * scale
+        return propagate_layers(self.conv, user, item, self.edge_index, self.num_layers)
 
     def local_modal(self, modality: str) -> tuple[Tensor, Tensor]:
         r"""The modal graph embeddings :math:`\mathbf{E}^m` of users and items."""

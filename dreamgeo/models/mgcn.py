@@ -16,6 +16,7 @@ from dreamgeo.models.modal_inputs import (
     dual_representation,
     item_features,
     item_knn_graph,
+    propagate_layers,
 )
 from dreamgeo.nn.bma_loss import BMALoss, info_nce
 from dreamgeo.nn.bpr_loss import BPRLoss
@@ -214,13 +215,7 @@ class MGCN(Recommender):
         r"""The user–item view :math:`\bar{\mathbf{E}}_{id}`: users ``[M, d]``, items
         ``[N, d]``."""
         user, item = self.user_embedding.weight, self.item_embedding.weight
-        user_sum, item_sum = user, item
-        for _ in range(self.num_layers):
-            user, item = self.conv(user, item, self.edge_index)
-            user_sum = user_sum + user
-            item_sum = item_sum + item
-        scale = 1.0 / (self.num_layers + 1)
-        return user_sum * scale, item_sum * scale
+        return propagate_layers(self.conv, user, item, self.edge_index, self.num_layers)
 
     def modal_views(self) -> dict[str, tuple[Tensor, Tensor]]:
         r"""Per modality the purified item–item view :math:`(\bar{\mathbf{E}}_{u,m},

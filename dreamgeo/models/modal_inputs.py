@@ -13,6 +13,7 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import ITEM, feature_key, modality_names, similarity_edge_type
 from dreamgeo.graph import build_relation_graphs, knn_graph_cosine, symmetric_normalize
+from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.sparse import SparseOperator
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = [
     "item_knn_graph",
     "weighted_graph_sum",
     "user_mean_operator",
+    "propagate_layers",
     "check_modality_weights",
 ]
 
@@ -233,3 +235,41 @@ def user_mean_operator(edge_index: Tensor, num_users: int, num_items: int) -> Sp
     user, item = edge_index.long()
     degree = torch.bincount(user, minlength=num_users).clamp(min=1)
     return SparseOperator(user, item, 1.0 / degree[user].float(), (num_users, num_items))
+
+
+def propagate_layers(
+    conv: BipartiteLGConv,
+    user: Tensor,
+    item: Tensor,
+    edge_index: Tensor,
+    num_layers: int,
+    mean: bool = True,
+) -> tuple[Tensor, Tensor]:
+    r"""LightGCN's layer combination over the user–item graph: with
+    :math:`(\mathbf{E}_u^{(l+1)}, \mathbf{E}_i^{(l+1)}) = \mathrm{conv}(\mathbf{E}_u^{(l)},
+    \mathbf{E}_i^{(l)})`,
+
+    .. math::
+        \bar{\mathbf{E}} = \frac{1}{L+1}\sum_{l=0}^{L} \mathbf{E}^{(l)}
+        \quad\text{(or the plain sum with } \texttt{mean=False}\text{)}.
+
+    Args:
+        conv (BipartiteLGConv): The propagation layer.
+        user (torch.Tensor): :math:`\mathbf{E}_u^{(0)}` ``[M, d]``.
+        item (torch.Tensor): :math:`\mathbf{E}_i^{(0)}` ``[N, d]``.
+        edge_index (torch.Tensor): User–item interactions ``[2, E]``.
+        num_layers (int): :math:`L`.
+        mean (bool, optional): Average the layers, else sum them. (default: :obj:`True`)
+
+    Shapes:
+        - **output:** users ``[M, d]``, items ``[N, d]``
+    """
+    user_sum, item_sum = user, item
+    for _ in range(num_layers):
+        user, item = conv(user, item, edge_index)
+        user_sum = user_sum + user
+        item_sum = item_sum + item
+    if not mean:
+        return user_sum, item_sum
+    scale = 1.0 / (num_layers + 1)
+    return user_sum * scale, item_sum * scale
