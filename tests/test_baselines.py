@@ -13,6 +13,7 @@ from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.mgcn import MGCN
 from dreamgeo.models.modal_inputs import item_knn_graph
 from dreamgeo.models.registry import MODELS, build_model
+from dreamgeo.models.slmrec import SLMRec
 from dreamgeo.models.vbpr import VBPR
 from dreamgeo.nn import DREAM
 from dreamgeo.train import TrainConfig, Trainer
@@ -106,6 +107,7 @@ TRAINED = [
     ("mgcn", 15),
     ("lgmrec", 15),
     ("dualgnn", 15),
+    ("slmrec", 15),
 ]
 
 
@@ -149,7 +151,7 @@ def test_build_model_errors(data):
         build_model("bpr", data, knn_k=3)
 
 
-GRADIENT_MODELS = ["bpr", "vbpr", "bm3", "freedom", "mgcn", "lgmrec", "dualgnn"]
+GRADIENT_MODELS = ["bpr", "vbpr", "bm3", "freedom", "mgcn", "lgmrec", "dualgnn", "slmrec"]
 
 
 @pytest.mark.parametrize("name", GRADIENT_MODELS)
@@ -455,6 +457,37 @@ def test_dualgnn_matches_dense_reference(data):
     torch.testing.assert_close(model.user_modality_weight.sum(1), torch.ones(30))  # softmaxed
 
 
+def test_slmrec_matches_dense_reference(data):
+    torch.manual_seed(0)
+    model = SLMRec.from_data(data, embedding_dim=8, num_layers=3, ssl_weight=0.4, ssl_tau=0.5)
+    assert model.modalities == ["image", "text"]
+    r_norm, _ = _dense_bipartite(data)
+    user0 = model.user_embedding.weight
+    views = [_dense_lightgcn(r_norm, user0, model.item_embedding.weight, 3)]
+    for m in ("image", "text"):
+        item0 = model.projections[m](F.normalize(data["item"][f"x_{m}"], dim=1))
+        views.append(_dense_lightgcn(r_norm, user0, item0, 3))
+    user = model.user_fusion(torch.cat([v[0] for v in views], 1))
+    item = model.item_fusion(torch.cat([v[1] for v in views], 1))
+    got_user, got_item = model()
+    torch.testing.assert_close(got_user, user, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got_item, item, rtol=1e-4, atol=1e-5)
+
+    def cross_entropy(a, b, tau):
+        logits = a @ b.t() / tau
+        return (torch.logsumexp(logits, 1) - logits.diag()).mean()
+
+    users, pos, neg = _batch(data)
+    fine = model.id_fine(views[0][1][pos])
+    coarse = model.middle_coarse(model.fine_middle(fine))
+    ssl = cross_entropy(fine, model.first_fine(views[1][1][pos]), 0.5)
+    ssl = ssl + cross_entropy(coarse, model.second_coarse(views[2][1][pos]), 0.5)
+    expected = _info_nce(user[users], item[pos], 0.2) + 0.4 * ssl
+    loss, parts = model.loss(users, pos, neg)
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-5)
+    assert torch.equal(loss, model.loss(users, pos, torch.zeros_like(neg))[0])  # no negatives
+
+
 def test_item_graphs_come_from_faiss_and_reuse_matching_stored_graphs(data):
     x = data["item"].x_text
     for weighted in (False, True):
@@ -475,6 +508,6 @@ def test_models_from_registry_are_the_classes(data):
     assert MODELS["lightgcn"] is LightGCN and MODELS["dream"] is DREAM
     bare = make_random_data()
     del bare["item"].x_image, bare["item"].x_text
-    for name in ("vbpr", "bm3", "freedom", "mgcn", "lgmrec", "dualgnn"):
+    for name in ("vbpr", "bm3", "freedom", "mgcn", "lgmrec", "dualgnn", "slmrec"):
         with pytest.raises(ValueError, match="at least one modality"):
             build_model(name, bare)

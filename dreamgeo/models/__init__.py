@@ -9,7 +9,8 @@ from dreamgeo.models.freedom import FREEDOM
 from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.lightgcn import LightGCN
 from dreamgeo.models.mgcn import MGCN
+from dreamgeo.models.slmrec import SLMRec
 from dreamgeo.models.vbpr import VBPR
 
 __all__ = ["Recommender", "LightGCN"]
-__all__ += ["BPRMF", "VBPR", "BM3", "FREEDOM", "MGCN", "LGMRec", "DualGNN"]
+__all__ += ["BPRMF", "VBPR", "BM3", "FREEDOM", "MGCN", "LGMRec", "DualGNN", "SLMRec"]

@@ -19,6 +19,7 @@ from dreamgeo.models.freedom import FREEDOM
 from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.lightgcn import LightGCN
 from dreamgeo.models.mgcn import MGCN
+from dreamgeo.models.slmrec import SLMRec
 from dreamgeo.models.vbpr import VBPR
 from dreamgeo.nn.dream import DREAM
 
@@ -34,12 +35,13 @@ MODELS: dict[str, type[Recommender]] = {
     "mgcn": MGCN,
     "lgmrec": LGMRec,
     "dualgnn": DualGNN,
+    "slmrec": SLMRec,
     "dream": DREAM,
 }
 
 #: Names of the baselines that accept a ``bma`` plug-in (:class:`~dreamgeo.nn.BMALoss`);
 #: DREAM has BMA built in, DualGNN has no behaviour/modal split of items.
-BMA_PLUGIN_MODELS: tuple[str, ...] = ("vbpr", "bm3", "freedom", "mgcn", "lgmrec")
+BMA_PLUGIN_MODELS: tuple[str, ...] = ("vbpr", "bm3", "freedom", "mgcn", "lgmrec", "slmrec")
 
 
 def build_model(name: str, data: HeteroData, **kwargs: Any) -> Recommender:
