@@ -165,7 +165,9 @@ class LGMRec(Recommender):
         self.conv = BipartiteLGConv(cached=True)
         self.user_mean = user_mean_operator(edge_index, num_users, num_items)
         user, item = edge_index.long()
-        self.user_sum = SparseOperator(user, item, torch.ones(user.numel()), (num_users, num_items))
+        self.interactions = SparseOperator(
+            user, item, torch.ones(user.numel()), (num_users, num_items)
+        )
         self.features = ItemFeatures(features, trainable=False)
         dims = self.features.dims()
         self.transforms = torch.nn.ParameterDict(
@@ -221,7 +223,7 @@ class LGMRec(Recommender):
         r"""The hypergraph embeddings :math:`(\mathbf{G}_u^m, \mathbf{G}_i^m)`."""
         item_logits = self.features[modality] @ self.hyperedges[modality]
         item_hyper = self._assign(item_logits)
-        user_hyper = self._assign(self.user_sum(item_logits))
+        user_hyper = self._assign(self.interactions(item_logits))
         item = item_collaborative
         for _ in range(self.num_hyper_layers):
             latent = item_hyper.t() @ item
