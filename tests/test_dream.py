@@ -192,7 +192,7 @@ def _count_calls(monkeypatch, module, name):
 def test_each_ablation_really_removes_its_part(setup, monkeypatch, ablation):
     data, graphs = setup
     info_calls = _count_calls(monkeypatch, bma_module, "info_nce")
-    s3_calls = _count_calls(monkeypatch, S3Loss, "forward")
+    s3_calls = _count_calls(monkeypatch, S3Loss, "from_factor")
     model = DREAM.from_ablation(ablation, data, knn_k=K, embedding_dim=8)
     users, pos, neg = torch.arange(6), torch.arange(6), torch.arange(6) + 6
     _, parts = model.loss(users, pos, neg)

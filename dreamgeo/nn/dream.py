@@ -163,9 +163,7 @@ class DREAM(Recommender):
         graph_cache_dir: str | None = None,
         knn_mode: str = "exact",
     ):
-        data = _as_hetero_data(
-            data, num_users, num_items, edge_index, features, relation_graphs
-        )
+        data = _as_hetero_data(data, num_users, num_items, edge_index, features, relation_graphs)
         super().__init__(data[USER].num_nodes, data[ITEM].num_nodes)
         modalities = modality_names(data)
         if not modalities:
@@ -173,8 +171,7 @@ class DREAM(Recommender):
         unknown = sorted(set(plain_modalities) - set(modalities))
         if unknown:
             raise ValueError(
-                f"DREAM: plain_modalities {unknown} are not modalities of the data "
-                f"{modalities}"
+                f"DREAM: plain_modalities {unknown} are not modalities of the data {modalities}"
             )
         self.modalities = modalities
         self.modal_weights = _check_modal_weights(
@@ -191,9 +188,7 @@ class DREAM(Recommender):
             ("reg_weight", reg_weight),
         ):
             if value < 0 or not math.isfinite(value):
-                raise ValueError(
-                    f"DREAM: {name} must be a finite number >= 0, got {value}"
-                )
+                raise ValueError(f"DREAM: {name} must be a finite number >= 0, got {value}")
 
         self.hparams = dict(
             embedding_dim=embedding_dim,
@@ -231,14 +226,10 @@ class DREAM(Recommender):
         )
 
         graph_modalities = (
-            [m for m in modalities if m not in plain_modalities]
-            if use_relation_graphs
-            else []
+            [m for m in modalities if m not in plain_modalities] if use_relation_graphs else []
         )
         if graph_modalities:
-            _ensure_relation_graphs(
-                data, graph_modalities, knn_k, graph_cache_dir, knn_mode
-            )
+            _ensure_relation_graphs(data, graph_modalities, knn_k, graph_cache_dir, knn_mode)
 
         self.encoders = torch.nn.ModuleDict()
         self.user_graphs = torch.nn.ModuleDict()
@@ -268,18 +259,25 @@ class DREAM(Recommender):
             )
         self.s3 = S3Loss(include_constant=False) if use_s3 and s3_weight > 0 else None
         self.s3_weight = s3_weight
+        if self.s3 is not None:
+            # S3's targets depend on the raw features only: their normalized, sqrt(alpha)-
+            # weighted factor is computed once for all items and users and gathered per
+            # batch, instead of re-averaging thousands of 4096-d rows every step
+            weights = [self.modal_weights[m] for m in modalities]
+            item_factor = S3Loss.target_factor([self.features(m) for m in modalities], weights)
+            user_factor = S3Loss.target_factor(
+                [self.user_mean.matrix @ self.features(m) for m in modalities], weights
+            )
+            self.register_buffer("s3_item_factor", item_factor, persistent=False)
+            self.register_buffer("s3_user_factor", user_factor, persistent=False)
         self.reset_parameters()
 
     @classmethod
-    def from_ablation(
-        cls, name: str, data: HeteroData | None = None, **kwargs
-    ) -> DREAM:
+    def from_ablation(cls, name: str, data: HeteroData | None = None, **kwargs) -> DREAM:
         r"""DREAM with the parts of the paper's Table 3 row ``name`` removed (a key of
         :data:`ABLATIONS`, e.g. ``"no_s3"``); ``kwargs`` as in the constructor."""
         if name not in ABLATIONS:
-            raise ValueError(
-                f"Unknown ablation '{name}'; choose one of {sorted(ABLATIONS)}"
-            )
+            raise ValueError(f"Unknown ablation '{name}'; choose one of {sorted(ABLATIONS)}")
         return cls(data, **{**kwargs, **ABLATIONS[name]})
 
     def reset_parameters(self):
@@ -317,12 +315,8 @@ class DREAM(Recommender):
                 self.item_graphs[m] if m in self.item_graphs else None,
             )
             weight = self.modal_weights[m]
-            user_modal = (
-                weight * user if user_modal is None else user_modal + weight * user
-            )
-            item_modal = (
-                weight * item if item_modal is None else item_modal + weight * item
-            )
+            user_modal = weight * user if user_modal is None else user_modal + weight * user
+            item_modal = weight * item if item_modal is None else item_modal + weight * item
         return user_modal, item_modal
 
     def representations(self) -> DualRepresentation:
@@ -341,9 +335,7 @@ class DREAM(Recommender):
         start = crow[users]
         count = crow[users + 1] - start
         total = int(count.sum())
-        row = torch.repeat_interleave(
-            torch.arange(users.numel(), device=users.device), count
-        )
+        row = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), count)
         offset = torch.repeat_interleave(start - (count.cumsum(0) - count), count)
         position = offset + torch.arange(total, device=users.device)
         x = self.features(modality)
@@ -357,9 +349,7 @@ class DREAM(Recommender):
         user_final = rep.user_behavior[users] + rep.user_modal[users]
         pos_final = rep.item_behavior[pos_items] + rep.item_modal[pos_items]
         neg_final = rep.item_behavior[neg_items] + rep.item_modal[neg_items]
-        bpr = self.bpr.ranking(
-            (user_final * pos_final).sum(-1), (user_final * neg_final).sum(-1)
-        )
+        bpr = self.bpr.ranking((user_final * pos_final).sum(-1), (user_final * neg_final).sum(-1))
         reg = self.bpr.regularization(
             self.user_embedding(users),
             self.item_embedding(pos_items),
@@ -382,25 +372,14 @@ class DREAM(Recommender):
                 parts["inter"] = bma_parts.inter
 
         if self.s3 is not None:
-            weights = [self.modal_weights[m] for m in self.modalities]
-            s3_item = self.s3(
-                rep.item_modal[pos_items],
-                [self.features(m)[pos_items] for m in self.modalities],
-                weights,
-            )
-            s3_user = self.s3(
-                rep.user_modal[users],
-                [self.user_features(m, users) for m in self.modalities],
-                weights,
-            )
+            s3_item = self.s3.from_factor(rep.item_modal[pos_items], self.s3_item_factor[pos_items])
+            s3_user = self.s3.from_factor(rep.user_modal[users], self.s3_user_factor[users])
             total = total + self.s3_weight * (s3_item + s3_user)
             parts["s3"] = (s3_item + s3_user).detach()
         return total, parts
 
 
-def _check_modal_weights(
-    weights: dict[str, float], modalities: list[str]
-) -> dict[str, float]:
+def _check_modal_weights(weights: dict[str, float], modalities: list[str]) -> dict[str, float]:
     if set(weights) != set(modalities):
         raise ValueError(
             f"DREAM: modal_weights must name exactly the modalities {modalities}, got "
@@ -428,8 +407,7 @@ def _as_hetero_data(
         return data
     if num_users is None or num_items is None or edge_index is None or not features:
         raise ValueError(
-            "DREAM needs either a HeteroData or num_users, num_items, edge_index and "
-            "features"
+            "DREAM needs either a HeteroData or num_users, num_items, edge_index and features"
         )
     data = HeteroData()
     data[USER].num_nodes = int(num_users)

@@ -88,8 +88,18 @@ class S3Loss(torch.nn.Module):
                 "S3Loss: every feature tensor needs one row per representation row "
                 f"({batch_size}), got {[x.size(0) for x in features]}"
             )
+        return self.from_factor(representation, self.target_factor(features, weights))
+
+    def from_factor(self, representation: Tensor, factor: Tensor) -> Tensor:
+        r"""The loss with a precomputed target factor :math:`\mathbf{Z}` (rows of
+        :meth:`target_factor` for the batch), e.g. gathered from a table computed once."""
+        batch_size = representation.size(0)
+        if factor.size(0) != batch_size:
+            raise ValueError(
+                f"S3Loss: the target factor has {factor.size(0)} rows, expected {batch_size}"
+            )
         emb = F.normalize(representation, dim=-1)
-        factor = self.target_factor(features, weights).to(emb.dtype)
+        factor = factor.detach().to(emb.dtype)
         loss = (emb.t() @ emb).pow(2).sum() - 2 * (emb.t() @ factor).pow(2).sum()
         if self.include_constant:
             small = factor if factor.size(1) <= batch_size else factor.t()
