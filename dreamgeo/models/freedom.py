@@ -154,7 +154,9 @@ class FREEDOM(Recommender):
             :obj:`0` trains on the full graph. (default: :obj:`0.8`)
         modal_loss_weight (float, optional): :math:`\lambda` (MMRec's ``reg_weight``).
             (default: :obj:`1e-4`)
-        train_features (bool, optional): Fine-tune the raw features, as MMRec does.
+        train_features (bool, optional): Fine-tune the raw features, as MMRec does;
+            their dense gradient and Adam state cost as much as the rest of a CPU step
+            several times over with 4096-d image features (``False``: frozen, fast).
             (default: :obj:`True`)
         bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
             (default: :obj:`None`)
