@@ -1,3 +1,4 @@
+import logging
 import subprocess
 import sys
 import textwrap
@@ -153,6 +154,21 @@ def test_ivf_recall_on_clustered_data_and_exact_recall_is_one():
     assert 0.9 < recall <= 1.0
     sets = neighbour_sets(ivf, 4000)
     assert all(i in sets[i] and len(sets[i]) == 10 for i in range(4000))
+
+
+def test_unbalanced_ivf_lists_are_logged(caplog):
+    rng = np.random.default_rng(10)
+    balanced = clustered(2000, 16, clusters=20, noise=0.05, seed=10)
+    with caplog.at_level(logging.WARNING, logger="dreamgeo.graph.knn"):
+        knn_graph_cosine(balanced, 5, mode="ivf", nlist=20, nprobe=2)
+    assert not any("unbalanced" in r.message for r in caplog.records)
+
+    # 1900 identical rows cannot be split by k-means: one list takes them all
+    skewed = np.ones((2000, 16), np.float32)
+    skewed[:100] = rng.standard_normal((100, 16))
+    with caplog.at_level(logging.WARNING, logger="dreamgeo.graph.knn"):
+        knn_graph_cosine(skewed.astype(np.float32), 5, mode="ivf", nlist=20, nprobe=2)
+    assert any("unbalanced" in r.message for r in caplog.records)
 
 
 def test_knn_recall_detects_a_wrong_graph():
