@@ -24,7 +24,18 @@ __all__ = ["main", "build_parser", "load_data", "build_model", "MODEL_NAMES"]
 
 log = logging.getLogger("dreamgeo")
 
-MODEL_NAMES = ("dream", "lightgcn")
+MODEL_NAMES = (
+    "dream",
+    "lightgcn",
+    "bpr",
+    "vbpr",
+    "bm3",
+    "freedom",
+    "mgcn",
+    "lgmrec",
+    "dualgnn",
+    "slmrec",
+)
 
 
 class CommandLineError(ValueError):
@@ -128,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--knn-mode", choices=("exact", "ivf"), default="exact")
     model.add_argument(
+        "--knn-backend",
+        choices=("torch", "faiss"),
+        default="torch",
+        help="exact top-k search engine (ivf always uses faiss)",
+    )
+    model.add_argument(
+        "--bma",
+        action="store_true",
+        help="add BMALoss (--tau, --intra-weight, --inter-weight) to a baseline that "
+        "supports it (vbpr, bm3, freedom, mgcn, lgmrec, slmrec)",
+    )
+    model.add_argument(
         "--modal-weights",
         type=_modal_weights,
         default=None,
@@ -229,19 +252,33 @@ def load_data(
 
 
 def build_model(name: str, data: HeteroData, args: dict[str, Any], cache_dir: str | None):
-    r"""The model ``name`` built on ``data`` from the ``train`` arguments ``args``."""
-    from dreamgeo.models import LightGCN
+    r"""The model ``name`` built on ``data`` from the ``train`` arguments ``args``.
+
+    DREAM takes every model flag; the baselines take ``--embedding-dim`` (and LightGCN
+    ``--num-layers`` and ``--reg-weight``) and otherwise keep their own papers' defaults;
+    ``--bma`` adds :class:`~dreamgeo.nn.BMALoss` to those that support it."""
+    from dreamgeo.models.registry import BMA_PLUGIN_MODELS
+    from dreamgeo.models.registry import build_model as build_registered
+    from dreamgeo.nn import BMALoss
     from dreamgeo.nn.dream import ABLATIONS, DREAM
 
-    if name == "lightgcn":
-        if args.get("ablation", "full") != "full":
+    ablation = args.get("ablation", "full")
+    if name != "dream":
+        if ablation != "full":
             raise CommandLineError("--ablation applies to --model dream only")
-        return LightGCN.from_data(
-            data,
-            embedding_dim=args["embedding_dim"],
-            num_layers=args["num_layers"],
-            reg_weight=args["reg_weight"],
-        )
+        kwargs: dict[str, Any] = {"embedding_dim": args["embedding_dim"]}
+        if name == "lightgcn":
+            kwargs.update(num_layers=args["num_layers"], reg_weight=args["reg_weight"])
+        if args.get("bma"):
+            if name not in BMA_PLUGIN_MODELS:
+                raise CommandLineError(
+                    f"--bma: {name} has no behaviour/modal split; use one of "
+                    f"{', '.join(BMA_PLUGIN_MODELS)}"
+                )
+            kwargs["bma"] = BMALoss(args["tau"], args["intra_weight"], args["inter_weight"])
+        return build_registered(name, data, **kwargs)
+    if args.get("bma"):
+        raise CommandLineError("--bma: DREAM has BMA built in (see --ablation)")
     if args.get("modal_weights") is not None:
         names = modality_names(data)
         if set(args["modal_weights"]) != set(names):
@@ -249,7 +286,6 @@ def build_model(name: str, data: HeteroData, args: dict[str, Any], cache_dir: st
                 f"--modal-weights names {sorted(args['modal_weights'])}, but the data has "
                 f"the modalities {names}"
             )
-    ablation = args.get("ablation", "full")
     if ablation in ("no_text_encoder", "no_image_encoder"):
         needed = ablation.split("_")[1]
         if needed not in modality_names(data):
@@ -262,6 +298,7 @@ def build_model(name: str, data: HeteroData, args: dict[str, Any], cache_dir: st
         num_layers=args["num_layers"],
         knn_k=args["knn_k"],
         knn_mode=args["knn_mode"],
+        knn_backend=args.get("knn_backend", "torch"),
         modal_weights=args["modal_weights"],
         tau=args["tau"],
         intra_weight=args["intra_weight"],
@@ -319,6 +356,7 @@ def _train(args: argparse.Namespace) -> int:
     say = print if rank == 0 else (lambda *a, **k: None)
     data_name = f"planted_{args.preset}" if args.preset else args.dataset
     suffix = f"-{args.ablation}" if args.ablation != "full" else ""
+    suffix += "-bma" if args.bma else ""
     out_dir = Path(args.out_dir or f"runs/{data_name}-{args.model}{suffix}-seed{args.seed}")
     cache_dir = str(Path(args.data_root) / "cache")
     # rank 0 generates / processes the data and builds the graph caches first; the

@@ -340,7 +340,7 @@ def build_relation_graphs(
             path = _cache_path(cache_path_dir, node_type, m, key)
             cached = _load_cached(path, key, num_nodes)
             if cached is not None:
-                _store(data, node_type, m, *cached)
+                _store(data, node_type, m, *cached, k)
                 logger.info(
                     "%s graph of %s: loaded %s in %.2fs",
                     m,
@@ -363,7 +363,7 @@ def build_relation_graphs(
         )
         del features
         edge_weight = symmetric_normalize(edge_index, num_nodes).to(torch.float32)
-        _store(data, node_type, m, edge_index, edge_weight)
+        _store(data, node_type, m, edge_index, edge_weight, k)
         if path is not None:
             _save_atomically(
                 path, {"key": key, "edge_index": edge_index, "edge_weight": edge_weight}
@@ -381,11 +381,17 @@ def build_relation_graphs(
 
 
 def _store(
-    data: HeteroData, node_type: str, modality: str, edge_index: Tensor, edge_weight: Tensor
+    data: HeteroData,
+    node_type: str,
+    modality: str,
+    edge_index: Tensor,
+    edge_weight: Tensor,
+    k: int,
 ) -> None:
     store = data[similarity_edge_type(node_type, modality)]
     store.edge_index = edge_index
     store.edge_weight = edge_weight
+    store.knn_k = k
 
 
 def relation_graph_adjacency(data: HeteroData, node_type: str, modality: str) -> Tensor:

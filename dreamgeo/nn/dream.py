@@ -134,6 +134,11 @@ class DREAM(Recommender):
             (default: :obj:`None`, no cache)
         knn_mode (str, optional): ``"exact"`` or ``"ivf"`` top-:math:`k` search.
             (default: :obj:`"exact"`)
+        knn_backend (str, optional): ``"torch"`` (blocked matmul + top-k, CPU or CUDA;
+            exact only) or ``"faiss"``. The default is ``"torch"`` for exact search
+            because faiss-cpu's bundled OpenBLAS ran 8–11× slower on our test machines
+            (see ``benchmarks/README.md``); ``"ivf"`` always uses FAISS.
+            (default: :obj:`"torch"`)
     """
 
     def __init__(
@@ -162,6 +167,7 @@ class DREAM(Recommender):
         use_inter: bool = True,
         graph_cache_dir: str | None = None,
         knn_mode: str = "exact",
+        knn_backend: str = "torch",
     ):
         data = _as_hetero_data(data, num_users, num_items, edge_index, features, relation_graphs)
         super().__init__(data[USER].num_nodes, data[ITEM].num_nodes)
@@ -229,7 +235,14 @@ class DREAM(Recommender):
             [m for m in modalities if m not in plain_modalities] if use_relation_graphs else []
         )
         if graph_modalities:
-            _ensure_relation_graphs(data, graph_modalities, knn_k, graph_cache_dir, knn_mode)
+            _ensure_relation_graphs(
+                data,
+                graph_modalities,
+                knn_k,
+                graph_cache_dir,
+                knn_mode,
+                "faiss" if knn_mode == "ivf" else knn_backend,
+            )
 
         self.encoders = torch.nn.ModuleDict()
         self.user_graphs = torch.nn.ModuleDict()
@@ -428,13 +441,21 @@ def _as_hetero_data(
 
 
 def _ensure_relation_graphs(
-    data: HeteroData, modalities: list[str], k: int, cache_dir: str | None, mode: str
+    data: HeteroData,
+    modalities: list[str],
+    k: int,
+    cache_dir: str | None,
+    mode: str,
+    backend: str,
 ) -> None:
+    # a stored graph built with another k (``knn_k`` set by the builder) is rebuilt;
+    # graphs given by the user without ``knn_k`` are taken as they are
     missing = [
         m
         for m in modalities
         for node_type in (USER, ITEM)
         if similarity_edge_type(node_type, m) not in data.edge_types
+        or data[similarity_edge_type(node_type, m)].get("knn_k", k) != k
     ]
     if missing:
         from dreamgeo.graph import build_relation_graphs
@@ -446,6 +467,7 @@ def _ensure_relation_graphs(
             modalities=sorted(set(missing), key=modalities.index),
             cache_dir=cache_dir,
             mode=mode,
+            backend=backend,
         )
 
 

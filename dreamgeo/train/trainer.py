@@ -182,8 +182,10 @@ class Trainer:
             train_edges,
             num_users,
             num_items,
-            batch_size=self.config.batch_size,
+            batch_size=max(1, self.config.batch_size // self.world_size),
             seed=self.config.seed,
+            rank=self.rank,
+            world_size=self.world_size,
         )
         self.evaluator = FullRankEvaluator(
             train_edges,
@@ -392,6 +394,18 @@ class Trainer:
             else:
                 best["bad_epochs"] += 1
             stopped_early = best["bad_epochs"] >= config.patience
+            if self.is_main and not config.progress:
+                log.info(
+                    "epoch %d: loss %.4f, valid %s %.4f (best %.4f at %d), %.1f s + %.1f s eval",
+                    epoch,
+                    losses.get("loss", 0.0),
+                    config.stopping_metric,
+                    score,
+                    best["score"],
+                    best["epoch"],
+                    train_time,
+                    eval_time,
+                )
             epochs.set_postfix(
                 loss=f"{losses.get('loss', 0):.4f}",
                 valid=f"{score:.4f}",
