@@ -37,6 +37,12 @@ def main() -> None:
         "--skip-lgconv", action="store_true", help="skip PyG's LGConv (slow on large graphs)"
     )
     parser.add_argument("--skip-knn", action="store_true")
+    parser.add_argument(
+        "--knn-backend",
+        choices=("torch", "faiss"),
+        default="torch",
+        help="exact search engine (ivf always uses faiss)",
+    )
     args = parser.parse_args()
 
     data, info = load_data(args.preset, args.data_root, args.preset)
@@ -113,7 +119,8 @@ def main() -> None:
         for m in modality_names(data):
             x_item = data[ITEM][feature_key(m)]
             tic = time.perf_counter()
-            graph = knn_graph_cosine(x_item, 10, mode=args.knn_mode)
+            backend = "faiss" if args.knn_mode == "ivf" else args.knn_backend
+            graph = knn_graph_cosine(x_item, 10, mode=args.knn_mode, backend=backend)
             rows.append(
                 [
                     f"kNN graph, items, {m} {tuple(x_item.shape)}, k=10, {args.knn_mode}",
@@ -122,8 +129,8 @@ def main() -> None:
             )
             tic = time.perf_counter()
             x_user = user_mean_features(data, m)
-            graph = knn_graph_cosine(x_user, 10, mode=args.knn_mode)
-            label = f"kNN graph, users, {m} {tuple(x_user.shape)}, k=10, {args.knn_mode}"
+            graph = knn_graph_cosine(x_user, 10, mode=args.knn_mode, backend=backend)
+            label = f"kNN graph, users, {m} {tuple(x_user.shape)}, k=10, {args.knn_mode}/{backend}"
             elapsed = time.perf_counter() - tic
             if args.knn_mode == "ivf":
                 recall = knn_recall(x_user, 10, graph, sample=2000)
