@@ -123,7 +123,7 @@ def main() -> None:
             graph = knn_graph_cosine(x_item, 10, mode=args.knn_mode, backend=backend)
             rows.append(
                 [
-                    f"kNN graph, items, {m} {tuple(x_item.shape)}, k=10, {args.knn_mode}",
+                    f"kNN graph, items, {m} {tuple(x_item.shape)}, k=10, {args.knn_mode}/{backend}",
                     f"{time.perf_counter() - tic:.2f} s",
                 ]
             )
