@@ -93,10 +93,9 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dataset",
         default="baby",
-        help="MMRec dataset name: reads DATA_ROOT/NAME/NAME.inter and the "
-        "feature .npy files (default: baby)",
+        help="MMRec dataset name: reads DATA_ROOT/NAME/NAME.inter and the feature .npy files",
     )
-    group.add_argument("--data-root", default="data", help="directory of datasets (default: data)")
+    group.add_argument("--data-root", default="data", help="directory of datasets")
     group.add_argument(
         "--preset",
         choices=sorted(PLANTED_PRESETS),
@@ -104,9 +103,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         help="train on the planted synthetic preset instead of real files "
         "(used automatically, as 'baby', when the dataset's files are absent)",
     )
-    group.add_argument(
-        "--data-seed", type=int, default=0, help="seed of the planted generator (default: 0)"
-    )
+    group.add_argument("--data-seed", type=int, default=0, help="seed of the planted generator")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,11 +235,12 @@ def load_data(
     from dreamgeo.datasets import MMRecDataset, write_planted
 
     inter = Path(data_root) / dataset / f"{dataset}.inter"
+    preset_given = preset
     if preset is None and inter.exists():
         return MMRecDataset(data_root, dataset)[0], f"MMRec files in {inter.parent}"
     preset = preset or "baby"
     name = f"planted_{preset}"
-    if not inter.exists() and dataset != name:
+    if not inter.exists() and dataset != name and preset_given is None:
         print(
             f"dreamgeo: no MMRec data at {inter}; using the planted synthetic '{preset}' "
             f"preset (seed {data_seed}) in {Path(data_root) / name}, generated if absent."
@@ -354,7 +352,9 @@ def _train(args: argparse.Namespace) -> int:
 
     rank = _init_distributed(args.device)
     say = print if rank == 0 else (lambda *a, **k: None)
-    data_name = f"planted_{args.preset}" if args.preset else args.dataset
+    real_files = Path(args.data_root) / args.dataset / f"{args.dataset}.inter"
+    planted = args.preset is not None or not real_files.exists()
+    data_name = f"planted_{args.preset or 'baby'}" if planted else args.dataset
     suffix = f"-{args.ablation}" if args.ablation != "full" else ""
     suffix += "-bma" if args.bma else ""
     out_dir = Path(args.out_dir or f"runs/{data_name}-{args.model}{suffix}-seed{args.seed}")

@@ -20,6 +20,7 @@ from torch_geometric.nn.models import LightGCN as PyGLightGCN
 
 from dreamgeo import BMALoss, BPRLoss
 from dreamgeo.cli import load_data
+from dreamgeo.datasets import PLANTED_PRESETS
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key, modality_names
 from dreamgeo.models import Recommender
 from dreamgeo.models.modal_inputs import user_mean_operator
@@ -111,7 +112,12 @@ class LightGCNWithModalEncoder(Recommender):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="baby", help="planted preset (default: baby)")
+    parser.add_argument(
+        "--preset",
+        default="baby",
+        choices=sorted(PLANTED_PRESETS),
+        help="planted preset (default: baby)",
+    )
     parser.add_argument("--data-root", default="data", help="where planted data is written")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the planted data")
     parser.add_argument("--epochs", type=int, default=100, help="maximum epochs (default: 100)")

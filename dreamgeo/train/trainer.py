@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import logging
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -394,7 +395,7 @@ class Trainer:
             else:
                 best["bad_epochs"] += 1
             stopped_early = best["bad_epochs"] >= config.patience
-            if self.is_main and not config.progress:
+            if self.is_main and (not config.progress or not sys.stderr.isatty()):
                 log.info(
                     "epoch %d: loss %.4f, valid %s %.4f (best %.4f at %d), %.1f s + %.1f s eval",
                     epoch,
