@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from dreamgeo.models import LightGCN
 from tests.conftest import make_random_data
@@ -42,7 +41,14 @@ def test_ddp_step_equals_one_process_step_on_the_same_global_batch(tmp_path):
     """Two ranks each take half of a global batch; DDP's all-reduced gradient must equal
     the gradient of one process on the whole batch (BPR losses are means)."""
     out = tmp_path / "ddp.pt"
-    mp.spawn(_one_step, args=(2, tmp_path / "init", out), nprocs=2, join=True)
+    # spawned from a fresh interpreter: inside a long pytest process (after thread pools
+    # were set up by earlier tests) the spawned ranks were seen to hang
+    code = (
+        "import torch.multiprocessing as mp, tests.test_distributed as t; "
+        f"mp.spawn(t._one_step, args=(2, {str(tmp_path / 'init')!r}, {str(out)!r}), nprocs=2)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=300)
     ddp_grads = torch.load(out)
 
     from dreamgeo.train import BPRSampler
@@ -97,7 +103,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
             "-m",
             "torch.distributed.run",
             "--nproc_per_node=2",
-            "--master_port=29517",
+            "--standalone",
             script,
             *common,
             "--out-dir",
