@@ -8,6 +8,7 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.models.base import Recommender
+from dreamgeo.models.modal_inputs import propagate_layers
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 
@@ -74,13 +75,7 @@ class LightGCN(Recommender):
 
     def propagate(self, user: Tensor, item: Tensor) -> tuple[Tensor, Tensor]:
         r"""Mean of layers :math:`0..L` of LightGCN started from ``user``, ``item``."""
-        user_sum, item_sum = user, item
-        for _ in range(self.num_layers):
-            user, item = self.conv(user, item, self.edge_index)
-            user_sum = user_sum + user
-            item_sum = item_sum + item
-        scale = 1.0 / (self.num_layers + 1)
-        return user_sum * scale, item_sum * scale
+        return propagate_layers(self.conv, user, item, self.edge_index, self.num_layers)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         return self.propagate(self.user_embedding.weight, self.item_embedding.weight)

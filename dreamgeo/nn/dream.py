@@ -20,6 +20,7 @@ from dreamgeo.datasets.schema import (
     similarity_edge_type,
 )
 from dreamgeo.models.base import Recommender
+from dreamgeo.models.modal_inputs import propagate_layers
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
@@ -305,15 +306,13 @@ class DREAM(Recommender):
 
     def behavior(self) -> tuple[Tensor, Tensor]:
         r"""The behaviour line: :math:`\bar{\mathbf{E}}_B^u, \bar{\mathbf{E}}_B^i`."""
-        user = self.user_embedding.weight
-        item = self.item_embedding.weight
-        user_sum, item_sum = user, item
-        for _ in range(self.num_layers):
-            user, item = self.conv(user, item, self.edge_index)
-            user_sum = user_sum + user
-            item_sum = item_sum + item
-        scale = 1.0 / (self.num_layers + 1)
-        return user_sum * scale, item_sum * scale
+        return propagate_layers(
+            self.conv,
+            self.user_embedding.weight,
+            self.item_embedding.weight,
+            self.edge_index,
+            self.num_layers,
+        )
 
     def modal(self) -> tuple[Tensor, Tensor]:
         r"""The modal line: :math:`\bar{\mathbf{E}}_M^u, \bar{\mathbf{E}}_M^i`."""
