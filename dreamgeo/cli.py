@@ -187,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs without a better valid Recall@20 before stopping",
     )
     run.add_argument(
+        "--max-time",
+        type=_positive_float,
+        default=None,
+        help="wall-clock budget in seconds (training + evaluation): stop after the epoch "
+        "that reaches it and keep the best epoch so far (default: no budget)",
+    )
+    run.add_argument(
         "--seed",
         type=int,
         default=0,
@@ -388,6 +395,7 @@ def _train(args: argparse.Namespace) -> int:
         out_dir=str(out_dir),
         resume=args.resume,
         progress=not args.no_progress,
+        max_time=args.max_time,
     )
     run_info = {"args": {k: v for k, v in vars(args).items() if k != "func"}, "data": data_info}
     result = Trainer(model, data, config, run_info=run_info).fit()
@@ -409,9 +417,14 @@ def _train(args: argparse.Namespace) -> int:
                 "epochs_run": len(result.history),
                 "epoch_time": result.epoch_time,
                 "eval_time": result.eval_time,
+                "wall_time": sum(row["train_time"] + row["eval_time"] for row in result.history),
+                "stopped_early": result.stopped_early,
+                "stopped_by_time": result.stopped_by_time,
                 "data": data_info,
                 "model": args.model,
                 "ablation": args.ablation,
+                "bma": args.bma,
+                "args": run_info["args"],
             },
             indent=2,
         )

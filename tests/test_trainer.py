@@ -115,3 +115,31 @@ def test_config_validation_and_device_fallback(tiny, capsys):
         trainer = Trainer(LightGCN.from_data(tiny), tiny, TrainConfig(device="cuda"))
         assert trainer.device.type == "cpu"
         assert "falling back to CPU" in capsys.readouterr().out
+
+
+def test_time_budget_stops_after_the_epoch_that_reaches_it(tiny, monkeypatch):
+    clock = iter(range(0, 10_000, 5))  # every perf_counter call advances 5 s
+    monkeypatch.setattr("dreamgeo.train.trainer.time.perf_counter", lambda: next(clock))
+    torch.manual_seed(0)
+    config = TrainConfig(epochs=50, batch_size=512, max_time=25, progress=False)
+    result = Trainer(LightGCN.from_data(tiny), tiny, config).fit()
+    # each epoch: 5 s of training + 5 s of evaluation -> the budget is reached in epoch 3
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert result.stopped_by_time and not result.stopped_early
+    with pytest.raises(ValueError, match="max_time"):
+        TrainConfig(max_time=0)
+
+
+def test_callbacks_add_columns_in_eval_mode_without_gradients(tiny, tmp_path):
+    seen = []
+
+    def probe(trainer, epoch):
+        seen.append((epoch, trainer.model.training, torch.is_grad_enabled()))
+        return {"probe": float(epoch) * 2}
+
+    config = TrainConfig(epochs=2, batch_size=512, progress=False, out_dir=str(tmp_path))
+    result = Trainer(LightGCN.from_data(tiny), tiny, config, callbacks=[probe]).fit()
+    assert seen == [(1, False, False), (2, False, False)]
+    assert [row["probe"] for row in result.history] == [2.0, 4.0]
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["probe"] for row in logged] == [2.0, 4.0]

@@ -11,12 +11,14 @@ import logging
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
@@ -65,6 +67,10 @@ class TrainConfig:
             (default: :obj:`False`)
         progress (bool, optional): Progress bars. (default: :obj:`True`)
         eval_batch_size (int, optional): Users per evaluation batch. (default: :obj:`4096`)
+        max_time (float, optional): Wall-clock budget in seconds: training stops after the
+            first epoch at which the run's summed training and evaluation time (resumed
+            epochs included) reaches it; the best epoch so far is kept. :obj:`None` means
+            no budget. (default: :obj:`None`)
     """
 
     epochs: int = 1000
@@ -79,6 +85,7 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     eval_batch_size: int = 4096
+    max_time: float | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
@@ -86,6 +93,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig: {name} must be > 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
+        if self.max_time is not None and not self.max_time > 0:
+            raise ValueError(f"TrainConfig: max_time must be > 0 seconds, got {self.max_time}")
         metric, _, k = self.stopping_metric.partition("@")
         if metric not in ("recall", "ndcg", "precision", "map") or not k.isdigit():
             raise ValueError(
@@ -100,7 +109,8 @@ class TrainConfig:
 class TrainResult:
     r"""What :meth:`Trainer.fit` returns: the best epoch (by the validation stopping
     metric), validation and test metrics at it, the per-epoch history, mean training
-    time per epoch in seconds and whether early stopping ended the run."""
+    time per epoch in seconds, whether early stopping ended the run and whether the
+    time budget (:obj:`TrainConfig.max_time`) did."""
 
     best_epoch: int
     valid: dict[str, float]
@@ -109,6 +119,7 @@ class TrainResult:
     epoch_time: float = 0.0
     eval_time: float = 0.0
     stopped_early: bool = False
+    stopped_by_time: bool = False
 
 
 class _LossModule(torch.nn.Module):
@@ -160,6 +171,10 @@ class Trainer:
         config (TrainConfig, optional): The protocol. (default: :obj:`TrainConfig()`)
         run_info (dict, optional): Extra JSON-able facts stored in the checkpoint (e.g.
             the command-line arguments that rebuild the model). (default: :obj:`None`)
+        callbacks (list, optional): Functions ``callback(trainer, epoch) -> dict`` called
+            after each epoch's evaluation (model in eval mode, no gradients); the numbers
+            they return are added to the epoch's row of the history and the logs (e.g.
+            :class:`dreamgeo.diagnostics` measurements). (default: :obj:`None`)
     """
 
     def __init__(
@@ -168,8 +183,10 @@ class Trainer:
         data: HeteroData,
         config: TrainConfig | None = None,
         run_info: dict[str, Any] | None = None,
+        callbacks: list[Callable[[Trainer, int], dict[str, float]]] | None = None,
     ):
         self.config = config or TrainConfig()
+        self.callbacks = list(callbacks or [])
         self.distributed, self.rank, self.world_size = _distributed()
         self.device = resolve_device(self.config.device)
         if self.device.type == "cuda" and self.distributed and self.device.index is None:
@@ -292,6 +309,24 @@ class Trainer:
         atomic_write_text(buffer.getvalue(), self.out_dir / "metrics.csv")
 
     # ------------------------------------------------------------------ steps
+    def train_step(
+        self, users: Tensor, pos_items: Tensor, neg_items: Tensor, epoch: int = 0
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        r"""One optimizer step on a batch of BPR triples. The loss goes through the
+        (possibly :class:`~torch.nn.parallel.DistributedDataParallel`-wrapped) loss
+        module, so gradients are all-reduced over ranks before the step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, parts = self.loss_module(users, pos_items, neg_items)
+        if not torch.isfinite(loss):
+            values = {name: float(value) for name, value in parts.items()}
+            raise FloatingPointError(
+                f"epoch {epoch}: the loss became {loss.item()} (parts {values}); "
+                "lower the learning rate or the loss weights"
+            )
+        loss.backward()
+        self.optimizer.step()
+        return loss, parts
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         r"""One pass over the training interactions; the mean of each loss part."""
         self.model.train()
@@ -305,16 +340,7 @@ class Trainer:
             disable=not self.config.progress or None,
         )
         for users, pos, neg in batches:
-            self.optimizer.zero_grad(set_to_none=True)
-            loss, parts = self.model.loss(users, pos, neg)
-            if not torch.isfinite(loss):
-                values = {name: float(value) for name, value in parts.items()}
-                raise FloatingPointError(
-                    f"epoch {epoch}: the loss became {loss.item()} (parts {values}); "
-                    "lower the learning rate or the loss weights"
-                )
-            loss.backward()
-            self.optimizer.step()
+            loss, parts = self.train_step(users, pos, neg, epoch)
             steps += 1
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for name, value in parts.items():
@@ -326,6 +352,16 @@ class Trainer:
             dist.all_reduce(values)
             means = dict(zip(names, (values / self.world_size).tolist()))
         return means
+
+    def _out_of_time(self, history: list[dict[str, Any]]) -> bool:
+        if self.config.max_time is None or not history:
+            return False
+        spent = sum(row["train_time"] + row["eval_time"] for row in history)
+        if self.distributed:  # every rank must take the same decision
+            spent_tensor = torch.tensor([spent], dtype=torch.float64, device=self.device)
+            dist.broadcast(spent_tensor, src=0)
+            spent = float(spent_tensor)
+        return spent >= self.config.max_time
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, dict[str, float]]:
@@ -357,6 +393,7 @@ class Trainer:
             print(f"dreamgeo: --resume given but no checkpoint in {self.out_dir}; starting anew")
 
         stopped_early = best["bad_epochs"] >= config.patience
+        stopped_by_time = self._out_of_time(history)
         epochs = tqdm(
             range(start_epoch, config.epochs + 1),
             initial=start_epoch - 1,
@@ -365,7 +402,7 @@ class Trainer:
             disable=not config.progress or None,
         )
         for epoch in epochs:
-            if stopped_early:
+            if stopped_early or stopped_by_time:
                 break
             tic = time.perf_counter()
             losses = self.train_epoch(epoch)
@@ -382,6 +419,11 @@ class Trainer:
                 "train_time": train_time,
                 "eval_time": eval_time,
             }
+            if self.callbacks:
+                self.model.eval()
+                with torch.no_grad():
+                    for callback in self.callbacks:
+                        row.update(callback(self, epoch))
             history.append(row)
             if score > best["score"]:
                 best.update(
@@ -395,6 +437,7 @@ class Trainer:
             else:
                 best["bad_epochs"] += 1
             stopped_early = best["bad_epochs"] >= config.patience
+            stopped_by_time = self._out_of_time(history)
             if self.is_main and (not config.progress or not sys.stderr.isatty()):
                 log.info(
                     "epoch %d: loss %.4f, valid %s %.4f (best %.4f at %d), %.1f s + %.1f s eval",
@@ -420,6 +463,13 @@ class Trainer:
                 if self.distributed:
                     dist.barrier()
         epochs.close()
+        if stopped_by_time and not stopped_early and self.is_main:
+            log.info(
+                "Time budget of %.0f s reached after epoch %d; best epoch %d kept",
+                config.max_time,
+                history[-1]["epoch"],
+                best["epoch"],
+            )
 
         if best["state"] is not None:
             self.model.load_state_dict(best["state"])
@@ -433,4 +483,5 @@ class Trainer:
             epoch_time=sum(train_times) / max(len(train_times), 1),
             eval_time=sum(eval_times) / max(len(eval_times), 1),
             stopped_early=stopped_early,
+            stopped_by_time=stopped_by_time and not stopped_early,
         )
