@@ -335,6 +335,11 @@ class DREAM(Recommender):
         r"""Both representations of every user and item."""
         return DualRepresentation(*self.behavior(), *self.modal())
 
+    def dual_representations(self) -> DualRepresentation:
+        r"""Same as :meth:`representations`; the name the baselines with a BMA plug-in
+        share, so diagnostics treat every dual-line model alike."""
+        return self.representations()
+
     def forward(self) -> tuple[Tensor, Tensor]:
         rep = self.representations()
         return rep.user_behavior + rep.user_modal, rep.item_behavior + rep.item_modal
