@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--data-root", default="data")
     generate.add_argument("--name", default=None, help="dataset name (default: planted_<preset>)")
     generate.add_argument("--data-seed", type=int, default=0)
+
+    from dreamgeo.experiments.command import add_experiment_parser
+
+    add_experiment_parser(commands)
     return parser
 
 
@@ -510,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("faiss").setLevel(logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = {"train": _train, "recommend": _recommend, "generate": _generate}[args.command]
+    handlers = {"train": _train, "recommend": _recommend, "generate": _generate}
+    handler = handlers.get(args.command, getattr(args, "func", None))
     try:
         return handler(args)
     except (CommandLineError, FileNotFoundError, ValueError) as error:

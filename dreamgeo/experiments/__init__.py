@@ -1,0 +1,35 @@
+r"""The paper's experiments (Tables 2-4, the hyper-parameter grid, repeated seeds) as
+runs of ``dreamgeo train`` and the tables made from their results."""
+
+from dreamgeo.experiments.report import Table
+from dreamgeo.experiments.runner import ExperimentRunner, RunFailed
+from dreamgeo.experiments.spec import (
+    EXPERIMENTS,
+    GRID,
+    TABLE2_MODELS,
+    TABLE3_ABLATIONS,
+    TABLE4_MODELS,
+    RunSpec,
+    ablation_runs,
+    bma_plugin_runs,
+    grid_runs,
+    overall_comparison_runs,
+    seed_runs,
+)
+
+__all__ = [
+    "RunSpec",
+    "ExperimentRunner",
+    "RunFailed",
+    "Table",
+    "EXPERIMENTS",
+    "GRID",
+    "TABLE2_MODELS",
+    "TABLE3_ABLATIONS",
+    "TABLE4_MODELS",
+    "overall_comparison_runs",
+    "ablation_runs",
+    "bma_plugin_runs",
+    "grid_runs",
+    "seed_runs",
+]

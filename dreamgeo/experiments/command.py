@@ -1,0 +1,183 @@
+r"""``dreamgeo experiment NAME``: reruns one of the paper's experiments and writes its
+table as markdown and CSV."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from dreamgeo.experiments.report import (
+    Table,
+    ablation_table,
+    bma_table,
+    grid_table,
+    overall_table,
+    seed_table,
+)
+from dreamgeo.experiments.runner import ExperimentRunner
+from dreamgeo.experiments.spec import (
+    EXPERIMENTS,
+    TABLE2_MODELS,
+    TABLE3_ABLATIONS,
+    TABLE4_MODELS,
+    ablation_runs,
+    bma_plugin_runs,
+    grid_runs,
+    overall_comparison_runs,
+    seed_runs,
+)
+
+__all__ = ["add_experiment_parser", "run_experiment"]
+
+# flags passed through to every run when given
+_PASSED_ON = (
+    "epochs",
+    "patience",
+    "lr",
+    "batch_size",
+    "max_time",
+    "device",
+    "knn_k",
+    "embedding_dim",
+    "data_seed",
+)
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be integers like 0,1,2, got '{text}'"
+        ) from None
+
+
+def add_experiment_parser(commands) -> argparse.ArgumentParser:
+    r"""Adds the ``experiment`` sub-command to ``dreamgeo``'s sub-parsers."""
+    from dreamgeo.cli import _positive_float, _positive_int
+    from dreamgeo.datasets.planted import PLANTED_PRESETS
+    from dreamgeo.models.registry import MODELS
+
+    parser = commands.add_parser(
+        "experiment",
+        help="rerun one of the paper's experiments and write its table",
+        description="Trains every run of an experiment (each in its own process, on the "
+        "same data, splits, negatives and evaluator), reusing finished runs and resuming "
+        "killed ones, then writes OUT_ROOT/<experiment>.md and .csv.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "experiment",
+        choices=[*EXPERIMENTS, "all"],
+        help="; ".join(f"{name}: {text}" for name, text in EXPERIMENTS.items()),
+    )
+    parser.add_argument("--dataset", default="baby")
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--preset", choices=sorted(PLANTED_PRESETS), default=None)
+    parser.add_argument("--data-seed", type=int, default=None)
+    parser.add_argument(
+        "--out-root", default=None, help="folder of the runs (default: runs/experiments/<data>)"
+    )
+    parser.add_argument(
+        "--models",
+        type=_names,
+        default=None,
+        help=f"models for table2/table4/seeds (defaults: {','.join(TABLE2_MODELS)} / "
+        f"{','.join(TABLE4_MODELS)} / lightgcn,dream)",
+    )
+    parser.add_argument(
+        "--ablations", type=_names, default=list(TABLE3_ABLATIONS), help="rows of table3"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=None,
+        help="training seeds (default: 0; for 'seeds': 0,1,2)",
+    )
+    run = parser.add_argument_group("passed on to every run (default: the paper's protocol)")
+    run.add_argument("--epochs", type=_positive_int, default=None)
+    run.add_argument("--patience", type=_positive_int, default=None)
+    run.add_argument("--lr", type=_positive_float, default=None)
+    run.add_argument("--batch-size", type=_positive_int, default=None)
+    run.add_argument("--max-time", type=_positive_float, default=None, help="seconds per run")
+    run.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    run.add_argument("--knn-k", type=_positive_int, default=None)
+    run.add_argument("--embedding-dim", type=_positive_int, default=None)
+    parser.add_argument(
+        "--force", action="store_true", help="retrain runs stored with other arguments"
+    )
+    parser.add_argument("--progress", action="store_true", help="show each run's progress")
+    parser.set_defaults(func=run_experiment, models_known=sorted(MODELS))
+    return parser
+
+
+def _check_models(names: list[str], known: list[str], flag: str = "--models") -> None:
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"dreamgeo experiment: {flag}: unknown {unknown}; choose from {known}")
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    r"""Runs ``args.experiment`` (or all of them) and writes its tables."""
+    from dreamgeo.models.registry import BMA_PLUGIN_MODELS
+    from dreamgeo.nn.dream import ABLATIONS
+
+    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    if args.models is not None:
+        _check_models(args.models, args.models_known)
+    if "table4" in names and args.models is not None:
+        _check_models(args.models, list(BMA_PLUGIN_MODELS), "--models (table4 needs BMA)")
+    _check_models(args.ablations, list(ABLATIONS), "--ablations")
+
+    real_files = Path(args.data_root) / args.dataset / f"{args.dataset}.inter"
+    planted = args.preset is not None or not real_files.exists()
+    data_name = f"planted_{args.preset or 'baby'}" if planted else args.dataset
+    out_root = Path(args.out_root or f"runs/experiments/{data_name}")
+    common = ["--dataset", args.dataset, "--data-root", args.data_root]
+    if args.preset is not None:
+        common += ["--preset", args.preset]
+    for key in _PASSED_ON:
+        value = getattr(args, key)
+        if value is not None:
+            common += [f"--{key.replace('_', '-')}", str(value)]
+    runner = ExperimentRunner(out_root, common, force=args.force, progress=args.progress)
+    seeds = args.seeds or [0]
+
+    for name in names:
+        tic = time.perf_counter()
+        if name == "table2":
+            specs = overall_comparison_runs(args.models or TABLE2_MODELS, seeds)
+            build = overall_table
+        elif name == "table3":
+            specs, build = ablation_runs(args.ablations, seeds), ablation_table
+        elif name == "table4":
+            specs, build = bma_plugin_runs(args.models or TABLE4_MODELS, seeds), bma_table
+        elif name == "grid":
+            specs, build = grid_runs(seed=seeds[0]), grid_table
+        else:
+            specs = seed_runs(args.models or ("lightgcn", "dream"), args.seeds or [0, 1, 2])
+            build = seed_table
+        print(f"dreamgeo experiment {name}: {len(specs)} runs in {out_root}")
+        results = runner.run_all(specs)
+        table: Table = build(specs, results)
+        minutes = (time.perf_counter() - tic) / 60
+        heading = (
+            f"{EXPERIMENTS[name]} on {data_name}; test metrics at the best valid Recall@20 "
+            f"epoch; run flags: {' '.join(common) or '(defaults)'}; {minutes:.1f} min here"
+        )
+        markdown = f"{heading}\n\n{table.markdown()}\n"
+        out_root.mkdir(parents=True, exist_ok=True)
+        (out_root / f"{name}.md").write_text(markdown)
+        (out_root / f"{name}.csv").write_text(table.csv())
+        print(markdown)
+        print(f"dreamgeo: wrote {out_root / name}.md and .csv")
+        if runner.failures:
+            print("dreamgeo: failed runs:\n  " + "\n  ".join(runner.failures), file=sys.stderr)
+            return 1
+    return 0

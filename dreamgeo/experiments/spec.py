@@ -1,0 +1,165 @@
+r"""The runs behind each of the paper's tables, as data: which models, ablations,
+plug-ins, hyper-parameters and seeds (Zhang et al., "DREAM: A Dual Representation
+Learning Model for Multimodal Recommendation", 2024, Tables 2-4 and Section 4.1)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "RunSpec",
+    "EXPERIMENTS",
+    "TABLE2_MODELS",
+    "TABLE3_ABLATIONS",
+    "TABLE4_MODELS",
+    "GRID",
+    "overall_comparison_runs",
+    "ablation_runs",
+    "bma_plugin_runs",
+    "grid_runs",
+    "seed_runs",
+]
+
+#: Models of the overall comparison (Table 2), in the paper's order.
+TABLE2_MODELS: tuple[str, ...] = (
+    "bpr",
+    "lightgcn",
+    "vbpr",
+    "dualgnn",
+    "slmrec",
+    "bm3",
+    "freedom",
+    "mgcn",
+    "lgmrec",
+    "dream",
+)
+
+#: Rows of the ablation study (Table 3), in the paper's order; ``"full"`` is DREAM.
+TABLE3_ABLATIONS: tuple[str, ...] = (
+    "no_filter_gate",
+    "no_relation_graphs",
+    "no_text_encoder",
+    "no_image_encoder",
+    "no_encoders",
+    "no_s3",
+    "no_inter",
+    "no_intra",
+    "no_alignment",
+    "full",
+)
+
+#: Models that get BMA as a plug-in in Table 4.
+TABLE4_MODELS: tuple[str, ...] = ("vbpr", "bm3", "freedom", "mgcn")
+
+#: The paper's hyper-parameter grid (Section 4.1): command-line flag to its values.
+#: ``--modal-weights`` gives alpha_V (image) and 1 - alpha_V (text).
+GRID: dict[str, tuple[float, ...]] = {
+    "intra_weight": (0.01, 0.03),
+    "inter_weight": (0.01, 0.03),
+    "s3_weight": (0.1, 0.5),
+    "image_weight": (0.1, 0.3, 0.5),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    r"""One training run of an experiment.
+
+    Args:
+        model (str): Registry name, e.g. ``"dream"`` or ``"vbpr"``.
+        seed (int, optional): Training seed. (default: :obj:`0`)
+        ablation (str, optional): DREAM's Table 3 row. (default: :obj:`"full"`)
+        bma (bool, optional): Add :class:`~dreamgeo.nn.BMALoss` to a baseline.
+            (default: :obj:`False`)
+        options (dict, optional): Further ``dreamgeo train`` flags without dashes, e.g.
+            ``{"s3_weight": 0.5}``. (default: :obj:`{}`)
+    """
+
+    model: str
+    seed: int = 0
+    ablation: str = "full"
+    bma: bool = False
+    options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        r"""The run's folder name, e.g. ``dream-no_s3-seed0`` or ``vbpr-bma-seed0``."""
+        parts = [self.model]
+        if self.ablation != "full":
+            parts.append(self.ablation)
+        if self.bma:
+            parts.append("bma")
+        parts.extend(f"{key}={_format(value)}" for key, value in self.options)
+        parts.append(f"seed{self.seed}")
+        return "-".join(parts)
+
+    def argv(self) -> list[str]:
+        r"""The run's own ``dreamgeo train`` flags."""
+        argv = ["--model", self.model, "--seed", str(self.seed)]
+        if self.ablation != "full":
+            argv += ["--ablation", self.ablation]
+        if self.bma:
+            argv.append("--bma")
+        for key, value in self.options:
+            if key == "image_weight":
+                argv += ["--modal-weights", f"image={_format(value)},text={_format(1 - value)}"]
+            else:
+                argv += [f"--{key.replace('_', '-')}", _format(value)]
+        return argv
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def overall_comparison_runs(
+    models: Sequence[str] = TABLE2_MODELS, seeds: Sequence[int] = (0,)
+) -> list[RunSpec]:
+    r"""Table 2: every model with its defaults, for each seed."""
+    return [RunSpec(model, seed) for seed in seeds for model in models]
+
+
+def ablation_runs(
+    ablations: Sequence[str] = TABLE3_ABLATIONS, seeds: Sequence[int] = (0,)
+) -> list[RunSpec]:
+    r"""Table 3: DREAM with each part switched off, and the full model."""
+    return [RunSpec("dream", seed, ablation=name) for seed in seeds for name in ablations]
+
+
+def bma_plugin_runs(
+    models: Sequence[str] = TABLE4_MODELS, seeds: Sequence[int] = (0,)
+) -> list[RunSpec]:
+    r"""Table 4: each model without and with BMA, nothing else changed."""
+    return [RunSpec(m, seed, bma=bma) for seed in seeds for m in models for bma in (False, True)]
+
+
+def grid_runs(
+    grid: dict[str, Sequence[float]] | None = None, seed: int = 0, model: str = "dream"
+) -> list[RunSpec]:
+    r"""Every combination of the hyper-parameter grid (:data:`GRID` by default)."""
+    grid = dict(GRID if grid is None else grid)
+    keys = list(grid)
+    return [
+        RunSpec(model, seed, options=tuple(zip(keys, values)))
+        for values in itertools.product(*(grid[key] for key in keys))
+    ]
+
+
+def seed_runs(models: Sequence[str] = ("lightgcn", "dream"), seeds: Sequence[int] = (0, 1, 2)):
+    r"""The same models under several training seeds, for mean :math:`\pm` std."""
+    return [RunSpec(model, seed) for model in models for seed in seeds]
+
+
+#: Experiment name to a one-line description (the ``dreamgeo experiment`` choices).
+EXPERIMENTS: dict[str, str] = {
+    "table2": "overall comparison: every model (Table 2)",
+    "table3": "ablations of DREAM (Table 3)",
+    "table4": "BMA plugged into VBPR, BM3, FREEDOM, MGCN (Table 4)",
+    "grid": "hyper-parameter grid of DREAM, best chosen on valid Recall@20",
+    "seeds": "repeated training seeds, mean ± std",
+}

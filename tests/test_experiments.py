@@ -1,0 +1,162 @@
+"""The experiment runners: run specs, reuse and resume of runs, and the tables."""
+
+import json
+import math
+
+import pytest
+
+from dreamgeo.cli import build_parser
+from dreamgeo.experiments import (
+    GRID,
+    ExperimentRunner,
+    RunSpec,
+    ablation_runs,
+    bma_plugin_runs,
+    grid_runs,
+    overall_comparison_runs,
+    seed_runs,
+)
+from dreamgeo.experiments.report import (
+    ablation_table,
+    bma_table,
+    grid_table,
+    overall_table,
+    seed_table,
+)
+
+
+def _result(r20, valid_r20=None, best_epoch=5, **extra):
+    test = {"recall@10": r20 / 2, "recall@20": r20, "ndcg@10": r20 / 4, "ndcg@20": r20 / 3}
+    valid = dict(test, **{"recall@20": r20 if valid_r20 is None else valid_r20})
+    return {
+        "test": test,
+        "valid": valid,
+        "best_epoch": best_epoch,
+        "epochs_run": best_epoch + 20,
+        "epoch_time": 1.5,
+        "wall_time": 40.0,
+        "stopped_early": True,
+        **extra,
+    }
+
+
+def test_specs_cover_the_papers_tables_and_parse_as_train_arguments():
+    assert len(overall_comparison_runs()) == 10
+    assert {s.ablation for s in ablation_runs()} == {
+        "no_filter_gate",
+        "no_relation_graphs",
+        "no_text_encoder",
+        "no_image_encoder",
+        "no_encoders",
+        "no_s3",
+        "no_inter",
+        "no_intra",
+        "no_alignment",
+        "full",
+    }
+    table4 = bma_plugin_runs()
+    assert [(s.model, s.bma) for s in table4[:2]] == [("vbpr", False), ("vbpr", True)]
+    grid = grid_runs()
+    assert len(grid) == 2 * 2 * 2 * 3 == math.prod(len(v) for v in GRID.values())
+    assert len({s.name for s in grid}) == len(grid)
+    assert [s.seed for s in seed_runs(("dream",), (0, 1, 2))] == [0, 1, 2]
+
+    spec = RunSpec("dream", 3, options=(("s3_weight", 0.5), ("image_weight", 0.1)))
+    args = build_parser().parse_args(["train", *spec.argv()])
+    assert (args.model, args.seed, args.s3_weight) == ("dream", 3, 0.5)
+    assert args.modal_weights == pytest.approx({"image": 0.1, "text": 0.9})
+    assert spec.name == "dream-s3_weight=0.5-image_weight=0.1-seed3"
+    args = build_parser().parse_args(["train", *RunSpec("mgcn", bma=True).argv()])
+    assert args.bma and args.model == "mgcn"
+    ablated = RunSpec("dream", ablation="no_s3")
+    assert build_parser().parse_args(["train", *ablated.argv()]).ablation == "no_s3"
+
+
+def test_grid_choice_uses_validation_never_test():
+    specs = grid_runs({"s3_weight": (0.1, 0.5), "intra_weight": (0.01,)})
+    results = {
+        specs[0].name: _result(0.30, valid_r20=0.10),  # best on test, worse on valid
+        specs[1].name: _result(0.20, valid_r20=0.12),
+    }
+    rows = grid_table(specs, results).rows
+    assert [row[-1] for row in rows] == ["", "best (valid R@20)"]
+
+
+def test_overall_ablation_bma_and_seed_tables_compute_what_they_print():
+    specs = overall_comparison_runs(("lightgcn", "vbpr", "dream"))
+    results = {
+        "lightgcn-seed0": _result(0.10),
+        "vbpr-seed0": _result(0.12),
+        "dream-seed0": _result(0.15),
+    }
+    table = overall_table(specs, results)
+    assert [row[0] for row in table.rows] == ["LightGCN", "VBPR", "DREAM"]
+    assert table.rows[2][2] == 0.15
+    assert "R@20 +25.00 %" in table.notes[0]  # 0.15 / 0.12 - 1
+
+    specs = ablation_runs(("no_s3", "full"))
+    results = {"dream-no_s3-seed0": _result(0.18), "dream-seed0": _result(0.20)}
+    assert ablation_table(specs, results).rows[0][5] == "-10.0 %"
+
+    specs = bma_plugin_runs(("bm3",))
+    results = {"bm3-seed0": _result(0.16), "bm3-bma-seed0": _result(0.20)}
+    rows = bma_table(specs, results).rows
+    assert [row[0] for row in rows] == ["BM3", "BM3 + BMA"] and rows[1][5] == "+25.0 %"
+
+    specs = seed_runs(("dream",), (0, 1, 2))
+    values = [0.10, 0.20, 0.60]
+    results = {s.name: _result(v) for s, v in zip(specs, values)}
+    row = seed_table(specs, results).rows[0]
+    mean = sum(values) / 3
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+    assert row[1] == 3 and row[3] == f"{mean:.4f} ± {std:.4f}"
+    csv_text = seed_table(specs, results).csv()
+    assert csv_text.splitlines()[0] == "model,seeds,R@10,R@20,N@10,N@20"
+
+
+def test_runner_trains_reuses_and_refuses_stale_results(tmp_path, capsys):
+    common = ["--preset", "tiny", "--data-root", str(tmp_path / "data"), "--epochs", "2"]
+    common += ["--batch-size", "512", "--knn-k", "5"]
+    runner = ExperimentRunner(tmp_path / "runs", common)
+    spec = RunSpec("lightgcn", seed=1)
+    first = runner.run(spec)
+    stored = json.loads((tmp_path / "runs" / spec.name / "result.json").read_text())
+    assert first == stored and stored["epochs_run"] == 2 and stored["args"]["seed"] == 1
+    mtime = (tmp_path / "runs" / spec.name / "result.json").stat().st_mtime
+    assert runner.run(spec) == first
+    assert "reusing" in capsys.readouterr().out
+    assert (tmp_path / "runs" / spec.name / "result.json").stat().st_mtime == mtime
+
+    changed = ExperimentRunner(tmp_path / "runs", [*common, "--epochs", "3"])
+    with pytest.raises(ValueError, match="other arguments \\(epochs\\)"):
+        changed.run(spec)
+
+
+def test_experiment_command_writes_markdown_and_csv(tmp_path):
+    from dreamgeo.cli import main
+
+    out = tmp_path / "runs"
+    code = main(
+        [
+            "experiment",
+            "seeds",
+            "--models",
+            "bpr",
+            "--seeds",
+            "0,1",
+            "--preset",
+            "tiny",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--epochs",
+            "2",
+            "--out-root",
+            str(out),
+        ]
+    )
+    assert code == 0
+    markdown = (out / "seeds.md").read_text()
+    assert "| BPR | 2 |" in markdown
+    assert (out / "seeds.csv").read_text().startswith("model,seeds,")
+    with pytest.raises(SystemExit):
+        main(["experiment", "table2", "--models", "nosuchmodel", "--out-root", str(out)])
