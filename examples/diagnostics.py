@@ -38,6 +38,7 @@ from dreamgeo.diagnostics import (
     plot_dual_tsne,
     plot_forgetting,
 )
+from dreamgeo.models.registry import BMA_PLUGIN_MODELS, MODELS
 from dreamgeo.train import TrainConfig, Trainer
 from dreamgeo.train.trainer import CHECKPOINT_NAME
 
@@ -131,12 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tsne-runs", default="all", help="runs to draw Fig. 7 for (comma list, or none)"
     )
+    parser.add_argument(
+        "--centered",
+        action="store_true",
+        help="forgetting on centred similarities (1 - Pearson), blind to a shared offset",
+    )
     parser.add_argument("--force", action="store_true", help="retrain existing runs")
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
 
     specs = [spec.strip() for spec in args.models.split(",") if spec.strip()]
     parsed = {spec: parse_run(spec) for spec in specs}
+    for spec, (model, _, _) in parsed.items():
+        if not callable(getattr(MODELS.get(model), "dual_representations", None)):
+            parser.error(
+                f"run '{spec}': {model} has no behaviour/modal representations to diagnose; "
+                f"use one of {', '.join(('dream', *BMA_PLUGIN_MODELS))}"
+            )
     # every run's arguments are checked before anything is trained
     train_args = {spec: _train_arguments(args, *parsed[spec], extra) for spec in specs}
     out_dir = Path(args.out_dir)
@@ -146,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"diagnostics: {data_info}; runs {specs}; output in {out_dir}")
     tic = time.perf_counter()
-    diagnostics = DualRepresentationDiagnostics(data, args.sample_size, seed=args.seed)
+    diagnostics = DualRepresentationDiagnostics(
+        data, args.sample_size, seed=args.seed, centered=args.centered
+    )
     print(f"diagnostics: forgetting samples ready in {time.perf_counter() - tic:.1f} s")
 
     tsne_runs = specs if args.tsne_runs == "all" else args.tsne_runs.split(",")

@@ -256,6 +256,8 @@ def test_curve_plots(tiny_run, tmp_path):
     assert is_png(plot_behavior_modal_cosine(runs, tmp_path / "fig6b.png", distance=True))
     with pytest.raises(ValueError, match="none of the runs"):
         plot_epoch_curves(runs, ["no_such_column"], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="logged forgetting_"):
+        plot_forgetting({"plain": [{"epoch": 1, "loss": 0.5}]}, tmp_path / "y.png")
 
 
 def test_read_metrics_names_the_bad_line(tmp_path):

@@ -137,6 +137,11 @@ def plot_forgetting(runs: Mapping[str, Run], path: str | Path) -> Path:
         path (str or Path): The PNG to write.
     """
     data, columns = _logged_columns(runs, "forgetting_")
+    if not columns:
+        raise ValueError(
+            f"plot_forgetting: none of the runs {sorted(runs)} logged forgetting_* columns; "
+            "train them with the DualRepresentationDiagnostics callback"
+        )
     columns.sort(key=lambda column: (not column.startswith("forgetting_item"), column))
     titles = {
         column: "{} {} features".format(*column.removeprefix("forgetting_").split("_", 1))
