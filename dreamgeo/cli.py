@@ -209,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue from the checkpoint in --out-dir"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--no-diagnostics",
+        action="store_true",
+        help="do not log the per-epoch Modal Information Forgetting and behaviour-modal "
+        "cosine of models with dual representations (dreamgeo.diagnostics; ~1%% of an epoch)",
+    )
 
     recommend = commands.add_parser(
         "recommend", help="write each user's top-K unseen items from a trained run"
@@ -402,7 +408,12 @@ def _train(args: argparse.Namespace) -> int:
         max_time=args.max_time,
     )
     run_info = {"args": {k: v for k, v in vars(args).items() if k != "func"}, "data": data_info}
-    result = Trainer(model, data, config, run_info=run_info).fit()
+    callbacks = []
+    if hasattr(model, "dual_representations") and not args.no_diagnostics:
+        from dreamgeo.diagnostics import DualRepresentationDiagnostics
+
+        callbacks.append(DualRepresentationDiagnostics(data))
+    result = Trainer(model, data, config, run_info=run_info, callbacks=callbacks).fit()
     if dist.is_initialized():
         world_size = dist.get_world_size()
         dist.destroy_process_group()

@@ -45,7 +45,10 @@ class DualRepresentationDiagnostics:
       each modality: the cosine distance between the off-diagonal pairwise cosine
       similarities of the learned modal representations and those of the raw features
       (users' raw features: the mean of their training items' features). Columns
-      ``forgetting_<node>_<modality>``, e.g. ``forgetting_item_image``.
+      ``forgetting_<node>_<modality>``, e.g. ``forgetting_item_image``, and (unless
+      :obj:`centered`) the centred reading as ``forgetting_centered_<node>_<modality>``:
+      the plain one is dominated by the mean similarity level when raw features are
+      nearly parallel (e.g. users' mean image features), the centred one is not.
     * **Behaviour–modal cosine** (Fig. 2a, 6b),
       :func:`~dreamgeo.diagnostics.behavior_modal_cosine` over *all* users and all
       items, and its distance :math:`1 - \overline{\cos}`. Columns
@@ -133,6 +136,9 @@ class DualRepresentationDiagnostics:
                     target = self._feature_cosines[(node_type, m)] = target.to(learned.device)
                 distance = cosine_distance(learned, target, centered=self.centered)
                 out[f"forgetting_{node_type}_{m}"] = float(distance)
+                if not self.centered:  # also the reading insensitive to the mean level
+                    distance = cosine_distance(learned, target, centered=True)
+                    out[f"forgetting_centered_{node_type}_{m}"] = float(distance)
         for node_type, behavior, modal in (
             (USER, rep.user_behavior, rep.user_modal),
             (ITEM, rep.item_behavior, rep.item_modal),
