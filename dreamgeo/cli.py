@@ -447,11 +447,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recommend(args: argparse.Namespace) -> int:
-    from dreamgeo.train import resolve_device
+def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, HeteroData]:
+    r"""The model of a ``dreamgeo train`` run directory with its best epoch's weights,
+    rebuilt on its data from the arguments stored in the checkpoint."""
     from dreamgeo.train.trainer import CHECKPOINT_NAME
 
-    path = Path(args.run_dir) / CHECKPOINT_NAME
+    path = Path(run_dir) / CHECKPOINT_NAME
     if not path.exists():
         raise CommandLineError(f"{path} does not exist: give the --out-dir of a train run")
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -469,6 +470,13 @@ def _recommend(args: argparse.Namespace) -> int:
         cache_dir=str(Path(train_args["data_root"]) / "cache"),
     )
     model.load_state_dict(state["best"]["state"] or state["model"])
+    return model, data
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from dreamgeo.train import resolve_device
+
+    model, data = load_run(args.run_dir)
     device = resolve_device(args.device)
     model = model.to(device).eval()
     user_emb, item_emb = model.embeddings()

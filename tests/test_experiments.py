@@ -160,3 +160,24 @@ def test_experiment_command_writes_markdown_and_csv(tmp_path):
     assert (out / "seeds.csv").read_text().startswith("model,seeds,")
     with pytest.raises(SystemExit):
         main(["experiment", "table2", "--models", "nosuchmodel", "--out-root", str(out)])
+
+
+def test_figures_are_drawn_from_the_experiment_runs(tmp_path):
+    pytest.importorskip("matplotlib")
+    from dreamgeo.experiments.command import draw_figures
+
+    common = ["--preset", "tiny", "--data-root", str(tmp_path / "data"), "--epochs", "2"]
+    runner = ExperimentRunner(tmp_path / "runs", [*common, "--knn-k", "5"])
+    runner.run_all([RunSpec("dream"), RunSpec("vbpr"), RunSpec("vbpr", bma=True)])
+    logged = json.loads((tmp_path / "runs" / "dream-seed0" / "metrics.jsonl").open().readline())
+    assert 0 <= logged["forgetting_item_text"] <= 2
+    assert -1 <= logged["behavior_modal_cos_item"] <= 1
+    written = draw_figures(tmp_path / "runs")
+    names = sorted(path.name for path in written)
+    assert names == [
+        "fig1b_forgetting.png",
+        "fig1b_forgetting_centered.png",
+        "fig2a_behavior_modal_cos.png",
+        "fig7_tsne_dream.png",
+    ]
+    assert all(path.stat().st_size > 10_000 for path in written)

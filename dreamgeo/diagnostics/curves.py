@@ -128,15 +128,20 @@ def _logged_columns(runs: Mapping[str, Run], prefix: str) -> tuple[dict[str, lis
     return data, columns
 
 
-def plot_forgetting(runs: Mapping[str, Run], path: str | Path) -> Path:
+def plot_forgetting(runs: Mapping[str, Run], path: str | Path, centered: bool = False) -> Path:
     r"""Fig. 1b: Modal Information Forgetting per epoch, one line per run, one panel per
     ``forgetting_<node>_<modality>`` column (items first).
 
     Args:
         runs (Mapping[str, Run]): Legend label to run (see :func:`plot_epoch_curves`).
         path (str or Path): The PNG to write.
+        centered (bool, optional): Plot the centred reading
+            (``forgetting_centered_*`` columns) instead. (default: :obj:`False`)
     """
-    data, columns = _logged_columns(runs, "forgetting_")
+    prefix = "forgetting_centered_" if centered else "forgetting_"
+    data, columns = _logged_columns(runs, prefix)
+    if not centered:
+        columns = [c for c in columns if not c.startswith("forgetting_centered_")]
     if not columns:
         raise ValueError(
             f"plot_forgetting: none of the runs {sorted(runs)} logged forgetting_* columns; "
@@ -144,7 +149,7 @@ def plot_forgetting(runs: Mapping[str, Run], path: str | Path) -> Path:
         )
     columns.sort(key=lambda column: (not column.startswith("forgetting_item"), column))
     titles = {
-        column: "{} {} features".format(*column.removeprefix("forgetting_").split("_", 1))
+        column: "{} {} features".format(*column.removeprefix(prefix).split("_", 1))
         for column in columns
     }
     return plot_epoch_curves(
@@ -153,7 +158,8 @@ def plot_forgetting(runs: Mapping[str, Run], path: str | Path) -> Path:
         path,
         ylabel="cosine distance of similarities",
         titles=titles,
-        suptitle="Modal Information Forgetting (learned modal vs raw features)",
+        suptitle="Modal Information Forgetting (learned modal vs raw features"
+        + (", centred)" if centered else ")"),
     )
 
 

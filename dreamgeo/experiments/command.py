@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from dreamgeo.experiments.report import (
+    MODEL_LABELS,
     Table,
     ablation_table,
     bma_table,
@@ -129,6 +130,8 @@ def run_experiment(args: argparse.Namespace) -> int:
     from dreamgeo.nn.dream import ABLATIONS
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    if "figures" in names and names[-1] != "figures":  # figures need the other runs
+        names = [name for name in names if name != "figures"] + ["figures"]
     if args.models is not None:
         _check_models(args.models, args.models_known)
     if "table4" in names and args.models is not None:
@@ -151,6 +154,9 @@ def run_experiment(args: argparse.Namespace) -> int:
 
     for name in names:
         tic = time.perf_counter()
+        if name == "figures":
+            draw_figures(out_root, seeds[0])
+            continue
         if name == "table2":
             specs = overall_comparison_runs(args.models or TABLE2_MODELS, seeds)
             build = overall_table
@@ -181,3 +187,74 @@ def run_experiment(args: argparse.Namespace) -> int:
             print("dreamgeo: failed runs:\n  " + "\n  ".join(runner.failures), file=sys.stderr)
             return 1
     return 0
+
+
+def draw_figures(out_root: Path, seed: int = 0) -> list[Path]:
+    r"""Draws the paper's diagnostic figures from the runs in ``out_root`` (those of
+    ``table2``-``table4``; runs that are missing are left out of a figure):
+
+    * ``fig1b_forgetting.png`` (and ``fig1b_forgetting_centered.png``): Modal Information
+      Forgetting per epoch of DREAM, DREAM w/o S3 and the dual-line baselines;
+    * ``fig2a_behavior_modal_cos.png``: behaviour–modal cosine per epoch of the Table 4
+      models without and with BMA, and of DREAM;
+    * ``fig7_tsne_dream.png``: t-SNE of DREAM's behaviour and modal representations of
+      1,000 users and items at its best epoch.
+    """
+    from dreamgeo.cli import load_run
+    from dreamgeo.diagnostics import plot_behavior_modal_cosine, plot_dual_tsne, plot_forgetting
+
+    def present(candidates: dict[str, str]) -> dict[str, Path]:
+        found = {}
+        for label, run in candidates.items():
+            path = out_root / run / "metrics.jsonl"
+            if path.exists() and "behavior_modal_cos_user" in path.read_text():
+                found[label] = out_root / run
+        return found
+
+    forgetting_runs = present(
+        {
+            "DREAM": f"dream-seed{seed}",
+            "DREAM w/o S3": f"dream-no_s3-seed{seed}",
+            **{MODEL_LABELS[m]: f"{m}-seed{seed}" for m in ("vbpr", "bm3", "freedom", "mgcn")},
+        }
+    )
+    alignment_runs = present(
+        {
+            **{
+                f"{m}{suffix}": f"{m}{suffix.replace('+', '-')}-seed{seed}"
+                for m in TABLE4_MODELS
+                for suffix in ("", "+bma")
+            },
+            "dream": f"dream-seed{seed}",
+        }
+    )
+    written = []
+    if forgetting_runs:
+        written.append(plot_forgetting(forgetting_runs, out_root / "fig1b_forgetting.png"))
+        written.append(
+            plot_forgetting(
+                forgetting_runs, out_root / "fig1b_forgetting_centered.png", centered=True
+            )
+        )
+    if alignment_runs:
+        path = out_root / "fig2a_behavior_modal_cos.png"
+        written.append(plot_behavior_modal_cosine(alignment_runs, path))
+    dream_dir = out_root / f"dream-seed{seed}"
+    if (dream_dir / "checkpoint.pt").exists():
+        import torch
+
+        model, _ = load_run(dream_dir)
+        model.eval()
+        with torch.no_grad():
+            representation = model.dual_representations()
+        path = out_root / "fig7_tsne_dream.png"
+        written.append(plot_dual_tsne(representation, path, seed=seed, title="DREAM"))
+    if not written:
+        raise SystemExit(
+            f"dreamgeo experiment figures: no run in {out_root} logged diagnostics; run "
+            "table2, table3 and table4 first"
+        )
+    for path in written:
+        print(f"dreamgeo: wrote {path}")
+    return written
+

@@ -162,4 +162,5 @@ EXPERIMENTS: dict[str, str] = {
     "table4": "BMA plugged into VBPR, BM3, FREEDOM, MGCN (Table 4)",
     "grid": "hyper-parameter grid of DREAM, best chosen on valid Recall@20",
     "seeds": "repeated training seeds, mean ± std",
+    "figures": "Fig. 1b, 2a and 7 drawn from the runs of table2-4 (no training)",
 }
