@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -43,6 +44,7 @@ _PROCESSED_VERSION = 1
 _MAX_DIGITS = 18
 _FEATURE_CHUNK_ROWS = 8192
 _SAMPLED_BYTES = 1 << 16
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 class MMRecDataset(InMemoryDataset):
@@ -60,12 +62,25 @@ class MMRecDataset(InMemoryDataset):
 
     Item ids index the feature rows directly, so item :math:`j` is row
     :math:`j` of every feature file and :math:`N` is the number of feature
-    rows (items that never occur in ``name.inter`` are kept). Users without a
-    training interaction are dropped together with their valid and test rows,
-    and the remaining users are renumbered :math:`0, \dots, M-1` in the order
-    of their original ids (kept as ``data['user'].original_id``). Repeated
+    rows (items that never occur in ``name.inter`` are kept; items that occur
+    only in valid or test rows are kept as cold-start items and counted in an
+    info log). Users without a training interaction are dropped together with
+    their valid and test rows (counted in an info log, as MMRec does), and the
+    remaining users are renumbered :math:`0, \dots, M-1` in the order of their
+    original ids (kept as ``data['user'].original_id``). Repeated
     ``(userID, itemID)`` rows are dropped with a warning; the one kept is the
-    earliest split (train before valid before test).
+    earliest split (train before valid before test). All-zero feature rows are
+    kept and counted in a warning: cosine similarity is undefined for them, so
+    :func:`~dreamgeo.graph.knn_graph_cosine` links such an item to itself only.
+
+    Anything else that is not exactly this format is an error, never a silent
+    repair: a NUL byte (UTF-16 or binary file), a carriage return that does not
+    end a line, a line with another number of tab-separated fields than the
+    header (with a hint when it holds commas, semicolons or spaces), an id that
+    is not a non-negative integer of at most 18 digits, an ``x_label`` outside
+    :math:`\{0, 1, 2\}`, an item id past the feature rows, and a feature file
+    that is empty, truncated, followed by extra bytes, not 2-D, not float,
+    without rows or columns, or holding NaN or infinite values.
 
     The processed :class:`HeteroData` is cached in ``root/name/processed``
     under a name that fingerprints the raw files (size, modification time,
@@ -114,7 +129,7 @@ class MMRecDataset(InMemoryDataset):
         self.name = name
         self._root_path = Path(root).expanduser()
         if modalities is None:
-            modalities = _planted_modalities(self._dataset_dir) or DEFAULT_MODALITIES
+            modalities = self.default_modalities(root, name)
         self.modalities = _check_modalities(modalities)
         # Checked before InMemoryDataset.__init__, which would create the folder.
         if not self._dataset_dir.is_dir():
@@ -128,6 +143,20 @@ class MMRecDataset(InMemoryDataset):
         self._fingerprint = self._compute_fingerprint()
         super().__init__(str(self._root_path), transform, force_reload=force_reload, log=log)
         self.load(self.processed_paths[0], data_cls=HeteroData)
+
+    @staticmethod
+    def default_modalities(root: str | os.PathLike, name: str) -> dict[str, str]:
+        r"""The modality files read when none are given: those listed in
+        ``root/name/planted.json`` if there is one, else
+        ``{"image": "image_feat.npy", "text": "text_feat.npy"}``. Reads no
+        data file, so callers can check modality names before loading.
+
+        Args:
+            root (str or Path): The folder that holds the dataset folder ``name``.
+            name (str): The dataset name.
+        """
+        directory = Path(root).expanduser() / name
+        return _planted_modalities(directory) or dict(DEFAULT_MODALITIES)
 
     @property
     def _dataset_dir(self) -> Path:
@@ -307,8 +336,23 @@ def _read_inter(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     if not raw.strip():
         raise ValueError(f"{path}: the file is empty (expected a header line)")
     buf = np.frombuffer(raw, dtype=np.uint8)
-    if (buf == ord("\r")).any():
-        buf = buf[buf != ord("\r")]
+    if not buf.all():  # a NUL byte
+        line = int(np.count_nonzero(buf[: int(np.argmin(buf))] == ord("\n"))) + 1
+        raise ValueError(
+            f"{path}: line {line}: NUL byte: not a text file (UTF-16 or binary?); "
+            f"expected UTF-8 tab-separated text"
+        )
+    is_cr = buf == ord("\r")
+    if is_cr.any():  # \r\n line endings (and a final \r) are fine, a lone \r is not
+        lone_cr = is_cr[:-1] & (buf[1:] != ord("\n"))
+        if lone_cr.any():
+            position = int(np.argmax(lone_cr))
+            line = int(np.count_nonzero(buf[:position] == ord("\n"))) + 1
+            raise ValueError(
+                f"{path}: line {line}: carriage return (\\r) inside a line; lines must "
+                f"end in \\n or \\r\\n (old Mac \\r-only line endings are not supported)"
+            )
+        buf = buf[~is_cr]
     if buf[-1] != ord("\n"):
         buf = np.concatenate([buf, np.array([ord("\n")], dtype=np.uint8)])
 
@@ -323,7 +367,7 @@ def _read_inter(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
         raise ValueError(
             f"{path}: line 1 (header): missing column(s) {', '.join(missing)}; "
             f"found {names} (the header must name the tab-separated columns "
-            f"{', '.join(_REQUIRED_COLUMNS)})"
+            f"{', '.join(_REQUIRED_COLUMNS)}){_separator_hint(header)}"
         )
     repeated = sorted({n for n in names if names.count(n) > 1 and n})
     if repeated:
@@ -343,9 +387,11 @@ def _read_inter(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     wrong_width = is_row & (tabs_per_line != num_columns - 1)
     if wrong_width.any():
         first = int(np.argmax(wrong_width))
+        line = buf[line_start[first] : line_end[first]].tobytes().decode("utf-8", "replace")
         raise ValueError(
             f"{path}: line {first + 1}: {int(tabs_per_line[first]) + 1} "
             f"tab-separated fields, but the header has {num_columns}"
+            f"{_separator_hint(line)}"
         )
 
     separators = is_tab | is_newline
@@ -371,6 +417,14 @@ def _read_inter(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
         text = buf[start : separators[row, j]].tobytes().decode("utf-8", "replace")
         raise ValueError(f"{path}: line {line_numbers[row]}: {column} {text!r} {reason}")
     return columns, line_numbers
+
+
+def _separator_hint(line: str) -> str:
+    r"""A hint for a line that looks separated by something other than tabs."""
+    for separator, name in ((",", "commas"), (";", "semicolons"), (" ", "spaces")):
+        if separator in line.strip():
+            return f"; the line contains {name}: fields must be separated by tabs"
+    return ""
 
 
 def _parse_non_negative(
@@ -407,24 +461,68 @@ def _parse_non_negative(
 
 
 def _open_features(path: Path, modality: str) -> np.ndarray:
+    r"""Memory-maps a ``.npy`` feature file after checking that it is one whole
+    2-D float array: not empty, not truncated, no bytes after the data."""
+    where = f"{path} (modality {modality!r})"
+    with open(path, "rb") as handle:
+        magic = handle.read(len(_NPY_MAGIC))
+    if not magic:
+        raise ValueError(f"{where}: the file is empty (0 bytes)")
+    if magic != _NPY_MAGIC:
+        if _NPY_MAGIC.startswith(magic):
+            raise ValueError(f"{where}: truncated: only {len(magic)} bytes, not even a .npy header")
+        raise ValueError(
+            f"{where}: not a .npy file: it does not start with the .npy magic bytes "
+            f"(found {magic!r}; an .npz archive, text or pickle file?)"
+        )
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
-        raise ValueError(
-            f"{path} (modality {modality!r}): not a readable .npy array ({error})"
-        ) from None
+        raise ValueError(f"{where}: {_npy_fault(path, error)}") from None
     if not isinstance(array, np.ndarray):
-        raise ValueError(f"{path} (modality {modality!r}): not a single .npy array")
+        raise ValueError(f"{where}: not a single .npy array")
+    trailing = path.stat().st_size - int(getattr(array, "offset", 0)) - array.nbytes
+    if isinstance(array, np.memmap) and trailing > 0:
+        raise ValueError(
+            f"{where}: {trailing} bytes follow the array data of shape {array.shape} "
+            f"{array.dtype} (corrupt, or not written by numpy.save)"
+        )
     if array.ndim != 2:
         raise ValueError(
-            f"{path} (modality {modality!r}): features must be 2-D "
-            f"[num_items, dim], got shape {array.shape}"
+            f"{where}: features must be 2-D [num_items, dim], got shape {array.shape}"
         )
     if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(
-            f"{path} (modality {modality!r}): dtype {array.dtype} is not a float dtype"
-        )
+        raise ValueError(f"{where}: dtype {array.dtype} is not a float dtype")
+    if array.shape[0] == 0:
+        raise ValueError(f"{where}: no rows (shape {array.shape}): there are no items")
+    if array.shape[1] == 0:
+        raise ValueError(f"{where}: 0 feature columns (shape {array.shape})")
     return array
+
+
+def _npy_fault(path: Path, error: Exception) -> str:
+    r"""Why :func:`numpy.load` could not read ``path``: truncation, told apart by
+    the size the header declares, or numpy's own reason."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }[version]
+            shape, _, dtype = read_header(handle)
+            data_bytes = path.stat().st_size - handle.tell()
+    except (ValueError, OSError, EOFError, KeyError) as header_error:
+        if str(header_error).startswith("EOF"):
+            return f"truncated inside the .npy header ({header_error})"
+        return f"not a readable .npy array ({error})"
+    needed = math.prod(shape) * dtype.itemsize
+    if data_bytes < needed:
+        return (
+            f"truncated: the header declares shape {shape} {dtype} ({needed} bytes of "
+            f"data) but only {data_bytes} bytes follow it"
+        )
+    return f"not a readable .npy array ({error})"
 
 
 def _check_row_counts(arrays: dict[str, np.ndarray], paths: dict[str, Path]) -> int | None:
@@ -536,6 +634,17 @@ def _build_splits(
         kept_rows = has_train[user_index]
         user_index = new_index[user_index[kept_rows]]
         items, labels = items[kept_rows], labels[kept_rows]
+
+    is_train = labels == 0
+    in_train = np.bincount(items[is_train], minlength=num_items) > 0
+    cold = np.unique(items[~is_train & ~in_train[items]])
+    if cold.size:
+        logger.info(
+            "%s: %d items occur in valid/test rows but in no training row (kept as "
+            "cold-start items: never a positive during training)",
+            path,
+            cold.size,
+        )
 
     edges = tuple(
         torch.from_numpy(np.stack([user_index[labels == s], items[labels == s]]))
