@@ -38,6 +38,10 @@ MODEL_NAMES = (
 )
 
 
+# The dataset name that falls back to the planted preset of the same name when absent.
+_FALLBACK_DATASET = "baby"
+
+
 class CommandLineError(ValueError):
     r"""A command-line argument that cannot be used; printed without a traceback."""
 
@@ -49,6 +53,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -65,19 +79,24 @@ def _non_negative_float(text: str) -> float:
 def _positive_float(text: str) -> float:
     value = _non_negative_float(text)
     if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
 def _modal_weights(text: str) -> dict[str, float]:
     weights: dict[str, float] = {}
     for part in text.split(","):
-        name, sep, value = part.partition("=")
-        if not sep or not name.strip():
+        name, sep, value = (token.strip() for token in part.partition("="))
+        if not sep or not name:
             raise argparse.ArgumentTypeError(
                 f"expected NAME=WEIGHT[,NAME=WEIGHT...] like image=0.3,text=0.7, got '{text}'"
             )
-        weights[name.strip()] = _non_negative_float(value)
+        if name in weights:
+            raise argparse.ArgumentTypeError(f"modality '{name}' is given twice in '{text}'")
+        try:
+            weights[name] = _non_negative_float(value)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"{part.strip()}: {error}") from None
     if abs(sum(weights.values()) - 1.0) > 1e-6:
         raise argparse.ArgumentTypeError(
             f"modal weights must sum to 1 (Eq. 7 of the paper), got {text} "
@@ -93,7 +112,8 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dataset",
         default="baby",
-        help="MMRec dataset name: reads DATA_ROOT/NAME/NAME.inter and the feature .npy files",
+        help="MMRec dataset name: reads DATA_ROOT/NAME/NAME.inter and the feature .npy "
+        "files (a name without files is an error listing those found, except baby)",
     )
     group.add_argument("--data-root", default="data", help="directory of datasets")
     group.add_argument(
@@ -101,9 +121,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(PLANTED_PRESETS),
         default=None,
         help="train on the planted synthetic preset instead of real files "
-        "(used automatically, as 'baby', when the dataset's files are absent)",
+        "(used automatically, as 'baby', when --dataset baby has no files)",
     )
-    group.add_argument("--data-seed", type=int, default=0, help="seed of the planted generator")
+    group.add_argument(
+        "--data-seed", type=_non_negative_int, default=0, help="seed of the planted generator"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a row of the paper's Table 3 (DREAM only)",
     )
     model.add_argument("--embedding-dim", type=_positive_int, default=64)
-    model.add_argument("--num-layers", type=int, default=2, help="behaviour-line layers L")
+    model.add_argument(
+        "--num-layers", type=_non_negative_int, default=2, help="behaviour-line layers L"
+    )
     model.add_argument(
         "--knn-k", type=_positive_int, default=10, help="neighbours per row in the relation graphs"
     )
@@ -195,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--seed",
-        type=int,
+        type=_non_negative_int,
         default=0,
         help="seed of the initialization, the negatives and the batch order",
     )
@@ -235,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--preset", default="baby")
     generate.add_argument("--data-root", default="data")
     generate.add_argument("--name", default=None, help="dataset name (default: planted_<preset>)")
-    generate.add_argument("--data-seed", type=int, default=0)
+    generate.add_argument("--data-seed", type=_non_negative_int, default=0)
 
     from dreamgeo.experiments.command import add_experiment_parser
 
@@ -266,48 +290,89 @@ def load_data(
     return MMRecDataset(data_root, name)[0], f"planted '{preset}' preset (seed {data_seed})"
 
 
+def _check_model_arguments(name: str, args: dict[str, Any], modalities: list[str]) -> None:
+    r"""Raises :class:`CommandLineError` when the model flags in ``args`` do not fit the
+    model ``name`` or a dataset with the item ``modalities``."""
+    from dreamgeo.models.registry import BMA_PLUGIN_MODELS
+
+    ablation = args.get("ablation", "full")
+    if name != "dream":
+        if ablation != "full":
+            raise CommandLineError("--ablation applies to --model dream only")
+        if args.get("bma") and name not in BMA_PLUGIN_MODELS:
+            raise CommandLineError(
+                f"--bma: {name} has no behaviour/modal split; use one of "
+                f"{', '.join(BMA_PLUGIN_MODELS)}"
+            )
+        return
+    if args.get("bma"):
+        raise CommandLineError("--bma: DREAM has BMA built in (see --ablation)")
+    if args.get("modal_weights") is not None and set(args["modal_weights"]) != set(modalities):
+        raise CommandLineError(
+            f"--modal-weights names {sorted(args['modal_weights'])}, but the data has "
+            f"the modalities {modalities}"
+        )
+    if ablation in ("no_text_encoder", "no_image_encoder"):
+        needed = ablation.split("_")[1]
+        if needed not in modalities:
+            raise CommandLineError(
+                f"--ablation {ablation}: the data has no '{needed}' modality ({modalities})"
+            )
+
+
+def _data_modalities(dataset: str, data_root: str, preset: str | None) -> list[str]:
+    r"""The item modalities :func:`load_data` will give for these flags, found without
+    reading any data file. Raises :class:`CommandLineError` for a dataset that is
+    neither on disk nor the default ``baby`` (which falls back to planted data)."""
+    from dreamgeo.datasets import PLANTED_PRESETS, MMRecDataset
+
+    if preset is not None:
+        return list(PLANTED_PRESETS[preset].modality_dims)
+    root = Path(data_root)
+    inter = root / dataset / f"{dataset}.inter"
+    if inter.is_file():
+        return list(MMRecDataset.default_modalities(root, dataset))
+    if inter.parent.is_dir():
+        raise CommandLineError(
+            f"--dataset {dataset}: the folder {inter.parent} exists but has no {inter.name}; "
+            f"add it (MMRec format), or pass --preset NAME to train on planted data"
+        )
+    if dataset != _FALLBACK_DATASET:
+        found = sorted(p.parent.name for p in root.glob("*/*.inter") if p.stem == p.parent.name)
+        raise CommandLineError(
+            f"--dataset {dataset}: no MMRec files at {inter}; datasets in {root}: "
+            f"{', '.join(found) or 'none'} (pass --preset NAME to train on planted synthetic "
+            f"data; only the default --dataset {_FALLBACK_DATASET} falls back to it)"
+        )
+    return list(PLANTED_PRESETS[_FALLBACK_DATASET].modality_dims)
+
+
+def _check_train_arguments(args: argparse.Namespace) -> None:
+    r"""The checks of ``dreamgeo train`` flags that involve several flags or the data
+    folder, run before any data is generated or loaded (argparse checks single values)."""
+    modalities = _data_modalities(args.dataset, args.data_root, args.preset)
+    _check_model_arguments(args.model, vars(args), modalities)
+
+
 def build_model(name: str, data: HeteroData, args: dict[str, Any], cache_dir: str | None):
     r"""The model ``name`` built on ``data`` from the ``train`` arguments ``args``.
 
     DREAM takes every model flag; the baselines take ``--embedding-dim`` (and LightGCN
     ``--num-layers`` and ``--reg-weight``) and otherwise keep their own papers' defaults;
     ``--bma`` adds :class:`~dreamgeo.nn.BMALoss` to those that support it."""
-    from dreamgeo.models.registry import BMA_PLUGIN_MODELS
     from dreamgeo.models.registry import build_model as build_registered
     from dreamgeo.nn import BMALoss
     from dreamgeo.nn.dream import ABLATIONS, DREAM
 
+    _check_model_arguments(name, args, modality_names(data))
     ablation = args.get("ablation", "full")
     if name != "dream":
-        if ablation != "full":
-            raise CommandLineError("--ablation applies to --model dream only")
         kwargs: dict[str, Any] = {"embedding_dim": args["embedding_dim"]}
         if name == "lightgcn":
             kwargs.update(num_layers=args["num_layers"], reg_weight=args["reg_weight"])
         if args.get("bma"):
-            if name not in BMA_PLUGIN_MODELS:
-                raise CommandLineError(
-                    f"--bma: {name} has no behaviour/modal split; use one of "
-                    f"{', '.join(BMA_PLUGIN_MODELS)}"
-                )
             kwargs["bma"] = BMALoss(args["tau"], args["intra_weight"], args["inter_weight"])
         return build_registered(name, data, **kwargs)
-    if args.get("bma"):
-        raise CommandLineError("--bma: DREAM has BMA built in (see --ablation)")
-    if args.get("modal_weights") is not None:
-        names = modality_names(data)
-        if set(args["modal_weights"]) != set(names):
-            raise CommandLineError(
-                f"--modal-weights names {sorted(args['modal_weights'])}, but the data has "
-                f"the modalities {names}"
-            )
-    if ablation in ("no_text_encoder", "no_image_encoder"):
-        needed = ablation.split("_")[1]
-        if needed not in modality_names(data):
-            raise CommandLineError(
-                f"--ablation {ablation}: the data has no '{needed}' modality "
-                f"({modality_names(data)})"
-            )
     kwargs = dict(
         embedding_dim=args["embedding_dim"],
         num_layers=args["num_layers"],
@@ -367,6 +432,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from dreamgeo.train import TrainConfig, Trainer
 
+    _check_train_arguments(args)
     rank = _init_distributed(args.device)
     say = print if rank == 0 else (lambda *a, **k: None)
     real_files = Path(args.data_root) / args.dataset / f"{args.dataset}.inter"
