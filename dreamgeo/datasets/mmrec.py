@@ -516,6 +516,8 @@ def _npy_fault(path: Path, error: Exception) -> str:
         if str(header_error).startswith("EOF"):
             return f"truncated inside the .npy header ({header_error})"
         return f"not a readable .npy array ({error})"
+    if dtype.hasobject:
+        return f"holds Python objects (dtype {dtype}), not float features"
     needed = math.prod(shape) * dtype.itemsize
     if data_bytes < needed:
         return (
