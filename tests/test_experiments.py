@@ -181,3 +181,20 @@ def test_figures_are_drawn_from_the_experiment_runs(tmp_path):
         "fig7_tsne_dream.png",
     ]
     assert all(path.stat().st_size > 10_000 for path in written)
+
+
+def test_report_only_tables_finished_runs_without_training(tmp_path, capsys):
+    from dreamgeo.cli import main
+
+    common = ["--preset", "tiny", "--data-root", str(tmp_path / "data"), "--epochs", "1"]
+    ExperimentRunner(tmp_path / "runs", common).run(RunSpec("bpr"))
+    capsys.readouterr()
+    code = main(
+        ["experiment", "table2", "--report-only", "--models", "bpr,lightgcn", *common]
+        + ["--out-root", str(tmp_path / "runs")]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "1 of 2 runs finished; not yet: lightgcn-seed0" in out
+    assert not (tmp_path / "runs" / "lightgcn-seed0").exists()
+    assert "| BPR |" in (tmp_path / "runs" / "table2.md").read_text()

@@ -114,6 +114,11 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
         "--force", action="store_true", help="retrain runs stored with other arguments"
     )
     parser.add_argument("--progress", action="store_true", help="show each run's progress")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the table from the runs that have finished so far",
+    )
     parser.set_defaults(func=run_experiment, models_known=sorted(MODELS))
     return parser
 
@@ -169,13 +174,27 @@ def run_experiment(args: argparse.Namespace) -> int:
         else:
             specs = seed_runs(args.models or ("lightgcn", "dream"), args.seeds or [0, 1, 2])
             build = seed_table
-        print(f"dreamgeo experiment {name}: {len(specs)} runs in {out_root}")
-        results = runner.run_all(specs)
+        if args.report_only:
+            results = {
+                spec.name: result
+                for spec in specs
+                if (result := runner.stored_result(spec)) is not None
+            }
+            missing = [spec.name for spec in specs if spec.name not in results]
+            print(
+                f"dreamgeo experiment {name}: {len(results)} of {len(specs)} runs finished"
+                + (f"; not yet: {', '.join(missing)}" if missing else "")
+            )
+        else:
+            print(f"dreamgeo experiment {name}: {len(specs)} runs in {out_root}")
+            results = runner.run_all(specs)
         table: Table = build(specs, results)
         minutes = (time.perf_counter() - tic) / 60
+        finished = f"{len(results)} of {len(specs)} runs finished"
         heading = (
             f"{EXPERIMENTS[name]} on {data_name}; test metrics at the best valid Recall@20 "
-            f"epoch; run flags: {' '.join(common) or '(defaults)'}; {minutes:.1f} min here"
+            f"epoch; run flags: {' '.join(common) or '(defaults)'}; {finished}; "
+            f"{minutes:.1f} min here"
         )
         markdown = f"{heading}\n\n{table.markdown()}\n"
         out_root.mkdir(parents=True, exist_ok=True)
