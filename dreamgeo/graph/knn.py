@@ -5,14 +5,18 @@ its :math:`k` most cosine-similar rows. Cosine similarity is the inner product o
 L2-normalized rows, so the search runs on a FAISS inner-product index: exact
 (:class:`faiss.IndexFlatIP`) by default, inverted lists (:class:`faiss.IndexIVFFlat`)
 for very large sets; or, with ``backend="torch"``, exact blocked dense products on the
-CPU or a CUDA device. Queries run in chunks, so memory stays :math:`O(n k)` plus the
-index; no :math:`n \times n` similarity matrix is ever formed.
+CPU or a CUDA device; or, with ``backend="torch_ivf"``, an inverted-file search whose
+per-list scans are dense (bfloat16 where the hardware has fast bfloat16 products)
+matrix products, re-ranked exactly in float32. Queries run in chunks, so memory stays
+:math:`O(n k)` plus the index; no :math:`n \times n` similarity matrix is ever formed.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import time
 import warnings
 
 import faiss
@@ -32,6 +36,21 @@ _MIN_POINTS_PER_LIST = 39
 _TRAIN_POINTS_PER_LIST = 64
 # Warn when a probed IVF list holds this many times the rows of a balanced one.
 _UNBALANCED_FACTOR = 4.0
+# backend="torch_ivf": k-means sample rows per list, Lloyd iterations, default lists
+# probed, and the largest block of similarities (entries) held at once.
+_TORCH_IVF_TRAIN_PER_LIST = 32
+_TORCH_IVF_ITERATIONS = 10
+_TORCH_IVF_DEFAULT_NPROBE = 16
+# Default list size: on CPUs, products with fewer columns run far below peak.
+_TORCH_IVF_ROWS_PER_LIST = 256
+# Below this dimension, float32 products with a fused bias beat bfloat16 ones plus the
+# passes that convert their results.
+_TORCH_IVF_BFLOAT16_MIN_DIM = 1024
+_TORCH_IVF_BLOCK_ENTRIES = 1 << 24
+# Above this share of rows scanned per query, comparing all rows in symmetric blocks
+# (half the products, large efficient ones) is cheaper than scanning lists.
+_TORCH_IVF_EXHAUSTIVE_FRACTION = 0.25
+_TORCH_IVF_EXHAUSTIVE_SIDE = 2048
 
 ArrayLike = Tensor | np.ndarray
 
@@ -224,6 +243,344 @@ class _TorchFlatIP:
         return scores, ids
 
 
+@functools.cache
+def _bfloat16_is_fast(device_type: str) -> bool:
+    r"""Whether bfloat16 matrix products are clearly faster than float32 ones on this
+    machine: on CUDA when the GPU supports bfloat16; on the CPU measured once with a
+    1024-wide product (true with AMX or AVX-512 BF16, false where bfloat16 is emulated
+    and slower than float32)."""
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device_type != "cpu":
+        return False
+    base = torch.randn(1024, 1024, generator=torch.Generator().manual_seed(0))
+    seconds = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        matrix = base.to(dtype)
+        matrix @ matrix  # warm-up
+        tic = time.perf_counter()
+        for _ in range(3):
+            matrix @ matrix
+        seconds[dtype] = time.perf_counter() - tic
+    return seconds[torch.bfloat16] * 1.5 < seconds[torch.float32]
+
+
+def _gather_float(x: ArrayLike, ids: Tensor, device: torch.device) -> Tensor:
+    r"""Rows ``ids`` of ``x`` as a float32 tensor on ``device`` (copies those rows only)."""
+    if isinstance(x, Tensor):
+        rows = x.detach().index_select(0, ids.to(x.device))
+        return rows.to(device=device, dtype=torch.float32)
+    rows = np.ascontiguousarray(x[ids.cpu().numpy()], dtype=np.float32)
+    return torch.from_numpy(rows).to(device)
+
+
+def _nearest_lists(rows: Tensor, centroids: Tensor, count: int) -> Tensor:
+    r"""The ``count`` centroids nearest (Euclidean) to each row, nearest first, in
+    blocks of at most :data:`_TORCH_IVF_BLOCK_ENTRIES` distances."""
+    half_norm = 0.5 * (centroids * centroids).sum(1)
+    weights = centroids.to(rows.dtype).T
+    block = max(1, _TORCH_IVF_BLOCK_ENTRIES // centroids.size(0))
+    out = torch.empty(rows.size(0), count, dtype=torch.long, device=rows.device)
+    for start in range(0, rows.size(0), block):
+        closeness = (rows[start : start + block] @ weights).float() - half_norm
+        out[start : start + block] = closeness.topk(count, dim=1).indices
+    return out
+
+
+class _TorchIVF:
+    r"""Inverted-file cosine top-:math:`k` search over the non-zero rows of ``x`` whose
+    work is dense matrix products.
+
+    Lloyd's k-means on a random sample of L2-normalized rows
+    (:data:`_TORCH_IVF_TRAIN_PER_LIST` per list, :data:`_TORCH_IVF_ITERATIONS`
+    iterations) places ``nlist`` centroids; each row lives in the list of its nearest
+    centroid and, as a query, scans the lists of its ``nprobe`` nearest ones. The rows are
+    stored once, sorted by list, as residuals :math:`\mathbf{r}_i = \hat{\mathbf{x}}_i -
+    \boldsymbol{\mu}` from their mean direction, so that
+
+    .. math::
+        \hat{\mathbf{x}}_i^\top \hat{\mathbf{x}}_j = \boldsymbol{\mu}^\top\boldsymbol{\mu}
+        + \boldsymbol{\mu}^\top\mathbf{r}_i + \boldsymbol{\mu}^\top\mathbf{r}_j
+        + \mathbf{r}_i^\top\mathbf{r}_j,
+
+    of which a query :math:`i` ranks by :math:`\boldsymbol{\mu}^\top\mathbf{r}_j +
+    \mathbf{r}_i^\top\mathbf{r}_j`. A list is scanned by one product of all queries that
+    probe it with its rows, in bfloat16 where that is fast (:func:`_bfloat16_is_fast`):
+    residual products are small, so rounding them costs little. Each query keeps its
+    :math:`2k` best candidates over its lists; they are re-scored exactly in float32 from
+    ``x`` and the best :math:`k` kept. Queries whose probed lists hold fewer than
+    :math:`k` rows are searched exhaustively. When the lists are so unbalanced that a
+    query would scan more than :data:`_TORCH_IVF_EXHAUSTIVE_FRACTION` of the rows, all
+    rows are compared instead, in symmetric blocks (:meth:`_scan_all`), which costs
+    half the products of brute force at the best efficiency.
+
+    Memory beyond ``x``: the sorted residuals (``n × d`` in 2 or 4 bytes), ``n × nprobe``
+    probe ids, ``n × nprobe × 2k`` or ``n × 2k`` candidates and blocks of
+    :data:`_TORCH_IVF_BLOCK_ENTRIES` similarities.
+    """
+
+    def __init__(
+        self,
+        x: ArrayLike,
+        norms: np.ndarray,
+        nonzero_ids: np.ndarray,
+        nlist: int | None,
+        nprobe: int | None,
+        device: torch.device,
+        chunk_size: int,
+        seed: int = 0,
+    ):
+        self.x = x
+        self.device = device
+        self.chunk_size = chunk_size
+        n = int(nonzero_ids.size)
+        self.num_rows, self.dim = n, int(x.shape[1])
+        if nlist is None:
+            nlist = int(round(n / _TORCH_IVF_ROWS_PER_LIST))
+        self.nlist = max(1, min(nlist, n // _MIN_POINTS_PER_LIST))
+        nprobe = _TORCH_IVF_DEFAULT_NPROBE if nprobe is None else nprobe
+        self.nprobe = max(1, min(nprobe, self.nlist))
+        fast = self.dim >= _TORCH_IVF_BFLOAT16_MIN_DIM and _bfloat16_is_fast(device.type)
+        self.dtype = torch.bfloat16 if fast else torch.float32
+        self.row_ids = torch.from_numpy(nonzero_ids).to(device)
+        self.inv_norm = torch.from_numpy((1.0 / norms[nonzero_ids]).astype(np.float32)).to(device)
+        generator = torch.Generator().manual_seed(seed)
+        self.mean = torch.zeros(self.dim, device=device)
+        sample = self._train_sample(generator)
+        self.centroids = self._kmeans(sample, generator)
+        del sample
+        self._fill()
+
+    def _normalized(self, positions: Tensor) -> Tensor:
+        r"""L2-normalized float32 rows at ``positions`` among the non-zero rows."""
+        rows = _gather_float(self.x, self.row_ids[positions], self.device)
+        return rows * self.inv_norm[positions, None]
+
+    def _chunks(self, positions: Tensor):
+        for start in range(0, positions.numel(), self.chunk_size):
+            yield start, positions[start : start + self.chunk_size]
+
+    def _train_sample(self, generator: torch.Generator) -> Tensor:
+        r"""Residuals of a random sample of rows (scan dtype); sets :obj:`mean`."""
+        size = min(self.num_rows, _TORCH_IVF_TRAIN_PER_LIST * self.nlist)
+        positions = torch.randperm(self.num_rows, generator=generator)[:size].sort().values
+        positions = positions.to(self.device)
+        total = torch.zeros(self.dim, dtype=torch.float64, device=self.device)
+        for _, chunk in self._chunks(positions):
+            total += self._normalized(chunk).sum(0, dtype=torch.float64)
+        self.mean = (total / size).to(torch.float32)
+        sample = torch.empty(size, self.dim, dtype=self.dtype, device=self.device)
+        for start, chunk in self._chunks(positions):
+            sample[start : start + chunk.numel()] = self._normalized(chunk) - self.mean
+        return sample
+
+    def _kmeans(self, sample: Tensor, generator: torch.Generator) -> Tensor:
+        size = sample.size(0)
+        pick = torch.randperm(size, generator=generator)[: self.nlist].to(self.device)
+        centroids = sample[pick].float()
+        for _ in range(_TORCH_IVF_ITERATIONS):
+            assign = _nearest_lists(sample, centroids, 1).squeeze(1)
+            sums = torch.zeros(self.nlist, self.dim, device=self.device)
+            for start in range(0, size, self.chunk_size):
+                stop = start + self.chunk_size
+                sums.index_add_(0, assign[start:stop], sample[start:stop].float())
+            counts = torch.bincount(assign, minlength=self.nlist)
+            empty = counts == 0
+            if empty.any():  # re-seed empty lists with random sample rows
+                reseed = torch.randint(0, size, (int(empty.sum()),), generator=generator)
+                sums[empty] = sample[reseed.to(self.device)].float()
+                counts[empty] = 1
+            centroids = sums / counts[:, None]
+        return centroids
+
+    def _fill(self) -> None:
+        r"""Assigns every row, sorts the residuals by list and groups the probes."""
+        n, device = self.num_rows, self.device
+        all_positions = torch.arange(n, device=device)
+        probes = torch.empty(n, self.nprobe, dtype=torch.long, device=device)
+        mean_dot = torch.empty(n, device=device)
+        for start, chunk in self._chunks(all_positions):
+            residual = self._normalized(chunk) - self.mean
+            mean_dot[start : start + chunk.numel()] = residual @ self.mean
+            probes[start : start + chunk.numel()] = _nearest_lists(
+                residual.to(self.dtype), self.centroids, self.nprobe
+            )
+        home = probes[:, 0]
+        self.order = torch.argsort(home, stable=True)  # sorted slot -> row position
+        self.slot = torch.empty_like(self.order)
+        self.slot[self.order] = all_positions  # row position -> sorted slot
+        # two extra columns [1, mu.r_j] (padded to a multiple of 32 for bfloat16 tiles)
+        # let one product give the symmetric score of the exhaustive scan
+        width = self.dim + (32 if self.dtype == torch.bfloat16 else 2)
+        self.residuals = torch.zeros(n, width, dtype=self.dtype, device=device)
+        for _, chunk in self._chunks(all_positions):
+            residual = self._normalized(chunk) - self.mean
+            self.residuals[self.slot[chunk], : self.dim] = residual.to(self.dtype)
+        self.mean_dot = mean_dot[self.order]
+        self.residuals[:, self.dim] = 1.0
+        self.residuals[:, self.dim + 1] = self.mean_dot.to(self.dtype)
+        list_size = torch.bincount(home, minlength=self.nlist)
+        self.list_ptr = torch.zeros(self.nlist + 1, dtype=torch.long, device=device)
+        torch.cumsum(list_size, 0, out=self.list_ptr[1:])
+        flat = probes.reshape(-1)
+        self.probe_order = torch.argsort(flat, stable=True)  # grouped by list
+        probe_count = torch.bincount(flat, minlength=self.nlist)
+        self.probe_ptr = torch.zeros(self.nlist + 1, dtype=torch.long, device=device)
+        torch.cumsum(probe_count, 0, out=self.probe_ptr[1:])
+        scanned = float((list_size.double() * probe_count.double()).sum())
+        self.scanned_fraction = scanned / max(1.0, float(n) * n)
+
+    def _scan(self, take: int) -> tuple[Tensor, Tensor]:
+        r"""Each (query, probed list) pair's ``take`` best rows of that list: scores and
+        sorted slots (``-1`` where the list is shorter), ``[n * nprobe, take]``, in the
+        order of :obj:`probe_order`, so that every list writes one contiguous block."""
+        pairs, device = self.probe_order.numel(), self.device
+        best_score = torch.full((pairs, take), -torch.inf, device=device)
+        best_slot = torch.full((pairs, take), -1, dtype=torch.int32, device=device)
+        list_ptr, probe_ptr = self.list_ptr.tolist(), self.probe_ptr.tolist()
+        for index in range(self.nlist):
+            first, last = list_ptr[index], list_ptr[index + 1]
+            pair_first, pair_last = probe_ptr[index], probe_ptr[index + 1]
+            if first == last or pair_first == pair_last:
+                continue
+            members = self.residuals[first:last, : self.dim].T
+            member_bias = self.mean_dot[first:last]
+            block = max(1, _TORCH_IVF_BLOCK_ENTRIES // (last - first))
+            width = min(take, last - first)
+            for start in range(pair_first, pair_last, block):
+                stop = min(start + block, pair_last)
+                query = self.slot[self.probe_order[start:stop] // self.nprobe]
+                query_rows = self.residuals.index_select(0, query)[:, : self.dim]
+                if self.dtype == torch.float32:
+                    similarity = torch.addmm(member_bias, query_rows, members)
+                else:
+                    similarity = (query_rows @ members).float() + member_bias
+                top_score, top_slot = similarity.topk(width, dim=1)
+                best_score[start:stop, :width] = top_score
+                best_slot[start:stop, :width] = (top_slot + first).int()
+        return best_score, best_slot
+
+    def _scan_all(self, candidates: int) -> Tensor:
+        r"""Every row's ``candidates`` best sorted slots among all rows, ``[n,
+        candidates]`` indexed by sorted slot.
+
+        The symmetric score :math:`t_{ij} = \mathbf{r}_i^\top\mathbf{r}_j +
+        \boldsymbol{\mu}^\top\mathbf{r}_i + \boldsymbol{\mu}^\top\mathbf{r}_j` (the
+        cosine minus a constant, small, so cheap to round) comes out of one product of
+        :math:`[\mathbf{r}_i, \boldsymbol{\mu}^\top\mathbf{r}_i, 1]` with
+        :math:`[\mathbf{r}_j, 1, \boldsymbol{\mu}^\top\mathbf{r}_j]`, in square blocks,
+        each computed once for both of its row blocks. A row or column is merged into
+        the candidates only when the block holds an entry above its current worst one,
+        so the selection costs little once the candidates settle."""
+        n, device = self.num_rows, self.device
+        best_score = torch.full((n, candidates), -torch.inf, device=device)
+        best_slot = torch.zeros(n, candidates, dtype=torch.long, device=device)
+        side = _TORCH_IVF_EXHAUSTIVE_SIDE
+        swap = torch.arange(self.residuals.size(1), device=device)
+        swap[self.dim], swap[self.dim + 1] = self.dim + 1, self.dim
+
+        def merge(first: int, hit: Tensor | None, similarity: Tensor, column_first: int) -> None:
+            # similarity: [hit rows, block columns] for the rows first + hit of best_score
+            # (hit None: all rows first, first + 1, ...)
+            rows = slice(first, first + similarity.size(0)) if hit is None else hit + first
+            width = min(candidates, similarity.size(1))
+            top_score, top_slot = similarity.topk(width, dim=1)
+            score = torch.cat([best_score[rows], top_score.float()], dim=1)
+            slot = torch.cat([best_slot[rows], top_slot + column_first], dim=1)
+            kept_score, kept = score.topk(candidates, dim=1)
+            best_score[rows] = kept_score
+            best_slot[rows] = slot.gather(1, kept)
+
+        for row_first in range(0, n, side):
+            row_last = min(row_first + side, n)
+            rows = self.residuals[row_first:row_last].index_select(1, swap)
+            for column_first in range(row_first, n, side):
+                column_last = min(column_first + side, n)
+                score = rows @ self.residuals[column_first:column_last].T
+                worst = best_score[row_first:row_last, -1]
+                hit = (score.amax(1).float() > worst).nonzero().squeeze(1)
+                if hit.numel() == score.size(0):
+                    merge(row_first, None, score, column_first)
+                elif hit.numel():
+                    merge(row_first, hit, score.index_select(0, hit), column_first)
+                if column_first == row_first:
+                    continue
+                worst = best_score[column_first:column_last, -1]
+                hit = (score.amax(0).float() > worst).nonzero().squeeze(1)
+                if hit.numel() == score.size(1):
+                    merge(column_first, None, score.T, row_first)
+                elif hit.numel():
+                    merge(column_first, hit, score.index_select(1, hit).T, row_first)
+        return best_slot
+
+    def _exhaustive(self, positions: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        r"""Exact float32 top-:math:`k` of the rows ``positions`` among all rows."""
+        queries = self._normalized(positions)
+        best_score = torch.full((positions.numel(), k), -torch.inf, device=self.device)
+        best_pos = torch.zeros(positions.numel(), k, dtype=torch.long, device=self.device)
+        for _, chunk in self._chunks(torch.arange(self.num_rows, device=self.device)):
+            score = torch.cat([best_score, queries @ self._normalized(chunk).T], dim=1)
+            pos = torch.cat([best_pos, chunk.expand(positions.numel(), -1)], dim=1)
+            best_score, kept = score.topk(k, dim=1)
+            best_pos = pos.gather(1, kept)
+        return best_score, best_pos
+
+    def search(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        r"""Cosines ``[n, k]`` and positions among the non-zero rows ``[n, k]`` of every
+        row's approximate top-:math:`k`, best first."""
+        n, device = self.num_rows, self.device
+        candidates = min(n, 2 * k)
+        exhaustive = self.scanned_fraction > _TORCH_IVF_EXHAUSTIVE_FRACTION
+        tic = time.perf_counter()
+        if exhaustive:
+            all_slot = self._scan_all(candidates)
+        else:
+            pair_score, pair_slot = self._scan(candidates)
+            # the rows of pair_score that belong to each query, [n, nprobe]
+            pair_row = torch.empty_like(self.probe_order)
+            pair_row[self.probe_order] = torch.arange(pair_row.numel(), device=device)
+            pair_row = pair_row.view(n, self.nprobe)
+        del self.residuals
+        scan_seconds = time.perf_counter() - tic
+        scores = torch.empty(n, k, device=device)
+        ids = torch.empty(n, k, dtype=torch.long, device=device)
+        block = max(1, _TORCH_IVF_BLOCK_ENTRIES // (candidates * self.dim))
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            if exhaustive:
+                slot = all_slot.index_select(0, self.slot[start:stop])
+            else:
+                rows_of = pair_row[start:stop].reshape(-1)
+                merged = pair_score.index_select(0, rows_of).view(stop - start, -1)
+                merged_slot = pair_slot.index_select(0, rows_of).view(stop - start, -1)
+                kept = merged.topk(candidates, dim=1).indices
+                slot = merged_slot.gather(1, kept).long()
+            pos = torch.where(slot >= 0, self.order[slot.clamp(min=0)], -1)
+            flat = pos.clamp(min=0).reshape(-1)
+            rows = _gather_float(self.x, self.row_ids[flat], device)
+            query = self._normalized(torch.arange(start, stop, device=device))
+            score = torch.bmm(rows.view(stop - start, -1, self.dim), query.unsqueeze(2))
+            score = score.squeeze(2) * self.inv_norm[flat].view(stop - start, -1)
+            score[pos < 0] = -torch.inf
+            top_score, top = score.topk(k, dim=1)
+            scores[start:stop], ids[start:stop] = top_score, pos.gather(1, top)
+        short = torch.isinf(scores).any(dim=1).nonzero().squeeze(1)
+        if short.numel():
+            scores[short], ids[short] = self._exhaustive(short, k)
+        logger.info(
+            "torch IVF: %d rows, nlist=%d nprobe=%d (%s): each query would scan %.1f%% of "
+            "the rows%s; search %.1fs",
+            n,
+            self.nlist,
+            self.nprobe,
+            str(self.dtype).removeprefix("torch."),
+            100 * self.scanned_fraction,
+            ", so all rows were compared (symmetric blocks)" if exhaustive else "",
+            scan_seconds,
+        )
+        return scores.cpu().numpy(), ids.cpu().numpy()
+
+
 def _force_self(
     ids: np.ndarray, scores: np.ndarray, self_ids: np.ndarray, self_scores: np.ndarray
 ) -> None:
@@ -313,11 +670,13 @@ def knn_graph_cosine(
             streamed once per query, and can be slower than exact search, which
             reuses cached blocks in BLAS; it pays off for much larger :math:`n` or on
             a GPU. (default: ``"exact"``)
-        nlist (int, optional): IVF lists; ``None`` takes :math:`\sqrt{n}`, capped so
-            that each list has at least 39 training rows. (default: ``None``)
+        nlist (int, optional): IVF lists; ``None`` takes :math:`\sqrt{n}` (FAISS) or
+            :math:`n / 256` (``"torch_ivf"``), capped so that each list has at least 39
+            rows. (default: ``None``)
         nprobe (int, optional): IVF lists probed per query; ``None`` takes
-            :math:`\max(8, \text{nlist}/16)`. Queries whose probed lists hold fewer
-            than :math:`k` rows are retried with more lists. (default: ``None``)
+            :math:`\max(8, \text{nlist}/16)` (FAISS) or 16 (``"torch_ivf"``). Queries
+            whose probed lists hold fewer than :math:`k` rows are retried with more lists
+            (FAISS) or searched exhaustively (``"torch_ivf"``). (default: ``None``)
         chunk_size (int, optional): Rows normalized and queried at a time.
             (default: ``16384``)
         device (str or int or torch.device, optional): ``"cpu"`` forces the CPU,
@@ -329,7 +688,12 @@ def knn_graph_cosine(
             CPU-only: the OpenBLAS bundled with the ``faiss-cpu`` wheels falls back to
             a generic kernel on CPUs it does not recognize (several times slower; the
             environment variable ``OPENBLAS_CORETYPE`` fixes it), and ``faiss-cpu``
-            cannot use a GPU. (default: ``"faiss"``)
+            cannot use a GPU. ``"torch_ivf"`` (with ``mode="ivf"``) is an inverted-file
+            search made of dense products, in bfloat16 on hardware with fast bfloat16
+            (AMX, recent GPUs) and d ≥ 1024, re-ranked exactly in float32; when the lists
+            are so unbalanced that queries would scan over a quarter of the rows, it
+            compares all rows in symmetric blocks instead (see
+            ``benchmarks/README.md``). (default: ``"faiss"``)
         return_scores (bool, optional): Also return the cosine of every edge.
             (default: ``False``)
 
@@ -342,10 +706,17 @@ def knn_graph_cosine(
     """
     if mode not in ("exact", "ivf"):
         raise ValueError(f"knn_graph_cosine: mode must be 'exact' or 'ivf', got '{mode}'")
-    if backend not in ("faiss", "torch"):
-        raise ValueError(f"knn_graph_cosine: backend must be 'faiss' or 'torch', got '{backend}'")
+    if backend not in ("faiss", "torch", "torch_ivf"):
+        raise ValueError(
+            f"knn_graph_cosine: backend must be 'faiss', 'torch' or 'torch_ivf', got '{backend}'"
+        )
     if backend == "torch" and mode != "exact":
-        raise ValueError("knn_graph_cosine: backend='torch' only supports mode='exact'")
+        raise ValueError(
+            "knn_graph_cosine: backend='torch' only supports mode='exact' "
+            "(backend='torch_ivf' is its IVF search)"
+        )
+    if backend == "torch_ivf" and mode != "ivf":
+        raise ValueError("knn_graph_cosine: backend='torch_ivf' is an IVF search; pass mode='ivf'")
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
         raise ValueError(f"knn_graph_cosine: k must be an integer, got {k!r}")
     if k <= 0:
@@ -372,7 +743,19 @@ def knn_graph_cosine(
     col = np.arange(n, dtype=np.int64).repeat(counts)  # all-zero rows: self only
     score = np.zeros(int(ptr[-1]), dtype=np.float32)
 
-    if num_nonzero:
+    if num_nonzero and backend == "torch_ivf":
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(f"cuda:{device}" if isinstance(device, int) else device)
+        index = _TorchIVF(x, norms, nonzero_ids, nlist, nprobe, device, chunk_size)
+        scores, ids = index.search(k_eff)
+        del index
+        self_ids = np.arange(num_nonzero, dtype=np.int64)
+        _force_self(ids, scores, self_ids, np.ones(num_nonzero, dtype=np.float32))
+        slots = ptr[nonzero_ids][:, None] + np.arange(k_eff, dtype=np.int64)
+        col[slots] = nonzero_ids[ids]
+        score[slots] = scores
+    elif num_nonzero:
         index, nlist, nprobe = _make_index(
             x, norms, nonzero_ids, k_eff, mode, backend, nlist, nprobe, device, chunk_size
         )

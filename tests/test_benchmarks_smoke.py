@@ -1,0 +1,77 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run_all import TABLE_TITLES  # noqa: E402
+
+
+@pytest.mark.slow
+def test_quick_run_prints_and_writes_every_table(tmp_path):
+    output = tmp_path / "quick.md"
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run_all.py"),
+            "--quick",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = output.read_text()
+    for title in TABLE_TITLES.values():
+        assert f"## {title}" in written
+        assert f"## {title}" in done.stdout
+    assert "machine:" in written and "versions:" in written
+    assert "failed" not in written, written
+    # table A has a row per default model with a measured epoch
+    for model in ("bpr", "lightgcn", "vbpr", "bm3", "freedom", "mgcn", "dream"):
+        assert f"| {model} | " in written
+    assert "MMRec" in written
+
+
+def test_markdown_table_and_met_verdicts():
+    from common import markdown_table
+    from run_all import _met
+
+    table = markdown_table(["a", "b"], [[1, 2], ["x", "y"]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2 |", "| x | y |"]
+    assert _met(12.9, 13.0) == "met"
+    assert _met(13.1, 13.0) == "missed"
+    assert _met(0.96, 0.95, larger_is_better=True) == "met"
+    assert _met(None, 1.0) == "not measured"
+
+
+def test_worker_result_is_read_from_a_fresh_process(tmp_path):
+    from common import run_worker
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "from common import emit_result, peak_rss_mb\n"
+        "import numpy as np\n"
+        "block = np.ones((64, 1 << 20), dtype=np.uint8)  # 64 MiB touched\n"
+        "print('noise before the result')\n"
+        "emit_result({'value': int(block.sum() // (1 << 20)), 'peak': peak_rss_mb()})\n"
+    )
+    result = run_worker(script, [])
+    assert result["value"] == 64
+    assert result["peak"] >= 64
+    failing = tmp_path / "failing.py"
+    failing.write_text("raise SystemExit('broken on purpose')\n")
+    assert "broken on purpose" in run_worker(failing, [])["error"]
