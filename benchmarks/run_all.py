@@ -169,6 +169,11 @@ def table_models(args: argparse.Namespace, models: list[str]) -> tuple[str, dict
         f"included). MMRec column: MMRec, issue's measurement, same machine class "
         f"(Amazon Baby; its evaluation ~{MMREC_EVAL_SECONDS:g} s, peak memory {MMREC_PEAK})."
     )
+    if args.preset != "baby":
+        notes += (
+            f" The MMRec times and the targets are for Baby-sized data; on the "
+            f"'{args.preset}' preset they are not comparable."
+        )
     return notes + "\n\n" + markdown_table(header, rows), results
 
 

@@ -287,6 +287,34 @@ def _nearest_lists(rows: Tensor, centroids: Tensor, count: int) -> Tensor:
     return out
 
 
+def _merge_triples(
+    best_score: Tensor, best_slot: Tensor, triples: list[tuple[Tensor, Tensor, Tensor]]
+) -> None:
+    r"""Merges ``(row, slot, score)`` triples into the per-row best lists ``best_score``
+    / ``best_slot`` ``[n, c]`` (best first), in place, with sorts instead of per-row
+    selection: the survivors of each row are ranked and the first ``c`` kept."""
+    n, width = best_score.shape
+    rows = torch.cat([t[0] for t in triples])
+    slots = torch.cat([t[1] for t in triples])
+    scores = torch.cat([t[2] for t in triples])
+    touched = torch.unique(rows)
+    old_rows = touched.repeat_interleave(width)
+    rows = torch.cat([old_rows, rows])
+    slots = torch.cat([best_slot[touched].reshape(-1), slots])
+    scores = torch.cat([best_score[touched].reshape(-1), scores])
+    order = torch.sort(scores, descending=True, stable=True).indices
+    order = order[torch.sort(rows[order], stable=True).indices]
+    rows, slots, scores = rows[order], slots[order], scores[order]
+    count = torch.bincount(rows, minlength=n)
+    start = torch.cumsum(count, 0) - count
+    rank = torch.arange(rows.numel(), device=rows.device) - start[rows]
+    keep = rank < width
+    best_score[touched] = -torch.inf
+    best_slot[touched] = -1
+    best_score[rows[keep], rank[keep]] = scores[keep]
+    best_slot[rows[keep], rank[keep]] = slots[keep]
+
+
 class _TorchIVF:
     r"""Inverted-file cosine top-:math:`k` search over the non-zero rows of ``x`` whose
     work is dense matrix products.
@@ -422,43 +450,73 @@ class _TorchIVF:
         list_size = torch.bincount(home, minlength=self.nlist)
         self.list_ptr = torch.zeros(self.nlist + 1, dtype=torch.long, device=device)
         torch.cumsum(list_size, 0, out=self.list_ptr[1:])
-        flat = probes.reshape(-1)
-        self.probe_order = torch.argsort(flat, stable=True)  # grouped by list
-        probe_count = torch.bincount(flat, minlength=self.nlist)
+        # the probes beyond each row's own list, grouped by list
+        other = probes[:, 1:].reshape(-1)
+        self.probe_order = torch.argsort(other, stable=True)
+        probe_count = torch.bincount(other, minlength=self.nlist)
         self.probe_ptr = torch.zeros(self.nlist + 1, dtype=torch.long, device=device)
         torch.cumsum(probe_count, 0, out=self.probe_ptr[1:])
-        scanned = float((list_size.double() * probe_count.double()).sum())
+        scanned = float((list_size.double() * (probe_count + list_size).double()).sum())
         self.scanned_fraction = scanned / max(1.0, float(n) * n)
 
-    def _scan(self, take: int) -> tuple[Tensor, Tensor]:
-        r"""Each (query, probed list) pair's ``take`` best rows of that list: scores and
-        sorted slots (``-1`` where the list is shorter), ``[n * nprobe, take]``, in the
-        order of :obj:`probe_order`, so that every list writes one contiguous block."""
-        pairs, device = self.probe_order.numel(), self.device
-        best_score = torch.full((pairs, take), -torch.inf, device=device)
-        best_slot = torch.full((pairs, take), -1, dtype=torch.int32, device=device)
+    def _similarity(self, query_rows: Tensor, first: int, last: int) -> Tensor:
+        r"""Ranking scores :math:`\mathbf{r}_i^\top\mathbf{r}_j + \boldsymbol{\mu}^\top
+        \mathbf{r}_j` (float32) of residual rows against the sorted slots
+        ``first:last``."""
+        members = self.residuals[first:last, : self.dim].T
+        bias = self.mean_dot[first:last]
+        if self.dtype == torch.float32:
+            return torch.addmm(bias, query_rows[:, : self.dim], members)
+        return (query_rows[:, : self.dim] @ members).float() + bias
+
+    def _scan(self, candidates: int) -> Tensor:
+        r"""Every row's ``candidates`` best sorted slots over its probed lists, ``[n,
+        candidates]`` indexed by sorted slot (``-1`` where the lists held fewer).
+
+        A row's own list is scanned first (one square product per list) and sets its
+        threshold, the score of its ``candidates``-th best so far; in the other probed
+        lists only entries above the threshold are kept, as (row, slot, score) triples
+        merged in batches, each merge raising the thresholds. Per-row top-k over short
+        rows is slow on CPUs; comparisons and one sort of the survivors are not."""
+        n, device = self.num_rows, self.device
+        best_score = torch.full((n, candidates), -torch.inf, device=device)
+        best_slot = torch.full((n, candidates), -1, dtype=torch.long, device=device)
         list_ptr, probe_ptr = self.list_ptr.tolist(), self.probe_ptr.tolist()
         for index in range(self.nlist):
+            first, last = list_ptr[index], list_ptr[index + 1]
+            if first == last:
+                continue
+            width = min(candidates, last - first)
+            similarity = self._similarity(self.residuals[first:last], first, last)
+            top_score, top_slot = similarity.topk(width, dim=1)
+            best_score[first:last, :width] = top_score
+            best_slot[first:last, :width] = top_slot + first
+
+        pending: list[tuple[Tensor, Tensor, Tensor]] = []
+        pending_size = 0
+        others = self.nprobe - 1
+        for index in range(self.nlist if others else 0):
             first, last = list_ptr[index], list_ptr[index + 1]
             pair_first, pair_last = probe_ptr[index], probe_ptr[index + 1]
             if first == last or pair_first == pair_last:
                 continue
-            members = self.residuals[first:last, : self.dim].T
-            member_bias = self.mean_dot[first:last]
             block = max(1, _TORCH_IVF_BLOCK_ENTRIES // (last - first))
-            width = min(take, last - first)
             for start in range(pair_first, pair_last, block):
                 stop = min(start + block, pair_last)
-                query = self.slot[self.probe_order[start:stop] // self.nprobe]
-                query_rows = self.residuals.index_select(0, query)[:, : self.dim]
-                if self.dtype == torch.float32:
-                    similarity = torch.addmm(member_bias, query_rows, members)
-                else:
-                    similarity = (query_rows @ members).float() + member_bias
-                top_score, top_slot = similarity.topk(width, dim=1)
-                best_score[start:stop, :width] = top_score
-                best_slot[start:stop, :width] = (top_slot + first).int()
-        return best_score, best_slot
+                query = self.slot[self.probe_order[start:stop] // others]
+                similarity = self._similarity(self.residuals.index_select(0, query), first, last)
+                hit_row, hit_column = (similarity > best_score[query, -1:]).nonzero().unbind(1)
+                if hit_row.numel():
+                    pending.append(
+                        (query[hit_row], hit_column + first, similarity[hit_row, hit_column])
+                    )
+                    pending_size += hit_row.numel()
+                if pending_size > _TORCH_IVF_BLOCK_ENTRIES // 4:
+                    _merge_triples(best_score, best_slot, pending)
+                    pending, pending_size = [], 0
+        if pending:
+            _merge_triples(best_score, best_slot, pending)
+        return best_slot
 
     def _scan_all(self, candidates: int) -> Tensor:
         r"""Every row's ``candidates`` best sorted slots among all rows, ``[n,
@@ -532,14 +590,7 @@ class _TorchIVF:
         candidates = min(n, 2 * k)
         exhaustive = self.scanned_fraction > _TORCH_IVF_EXHAUSTIVE_FRACTION
         tic = time.perf_counter()
-        if exhaustive:
-            all_slot = self._scan_all(candidates)
-        else:
-            pair_score, pair_slot = self._scan(candidates)
-            # the rows of pair_score that belong to each query, [n, nprobe]
-            pair_row = torch.empty_like(self.probe_order)
-            pair_row[self.probe_order] = torch.arange(pair_row.numel(), device=device)
-            pair_row = pair_row.view(n, self.nprobe)
+        all_slot = self._scan_all(candidates) if exhaustive else self._scan(candidates)
         del self.residuals
         scan_seconds = time.perf_counter() - tic
         scores = torch.empty(n, k, device=device)
@@ -547,14 +598,7 @@ class _TorchIVF:
         block = max(1, _TORCH_IVF_BLOCK_ENTRIES // (candidates * self.dim))
         for start in range(0, n, block):
             stop = min(start + block, n)
-            if exhaustive:
-                slot = all_slot.index_select(0, self.slot[start:stop])
-            else:
-                rows_of = pair_row[start:stop].reshape(-1)
-                merged = pair_score.index_select(0, rows_of).view(stop - start, -1)
-                merged_slot = pair_slot.index_select(0, rows_of).view(stop - start, -1)
-                kept = merged.topk(candidates, dim=1).indices
-                slot = merged_slot.gather(1, kept).long()
+            slot = all_slot.index_select(0, self.slot[start:stop])
             pos = torch.where(slot >= 0, self.order[slot.clamp(min=0)], -1)
             flat = pos.clamp(min=0).reshape(-1)
             rows = _gather_float(self.x, self.row_ids[flat], device)
