@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--knn-backend",
         choices=("torch", "faiss"),
         default="torch",
-        help="exact top-k search engine (ivf always uses faiss)",
+        help="top-k search engine: torch (blocked products; with --knn-mode ivf, the "
+        "torch IVF of dreamgeo.graph.knn) or faiss",
     )
     model.add_argument(
         "--bma",

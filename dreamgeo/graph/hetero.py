@@ -161,9 +161,14 @@ def _cache_key(
     mode: str,
     nlist: int | None,
     nprobe: int | None,
+    backend: str = "faiss",
 ) -> str:
+    # exact search gives the same graph with every backend, so exact keys leave it out
+    # (and stay those of earlier caches); approximate graphs depend on the engine
+    engine = {"ivf_backend": backend} if mode == "ivf" else {}
     return json.dumps(
         {
+            **engine,
             "format": _CACHE_FORMAT,
             "node_type": node_type,
             "modality": modality,
@@ -289,9 +294,10 @@ def build_relation_graphs(
         chunk_size (int, optional): Rows per search chunk. (default: ``16384``)
         device (str or int or torch.device, optional): Search device (see
             :func:`knn_graph_cosine`). (default: ``None``)
-        backend (str, optional): ``"faiss"`` or ``"torch"`` (exact only; see
-            :func:`knn_graph_cosine`); both give the same exact graph, so it is not
-            part of the cache key. (default: ``"faiss"``)
+        backend (str, optional): ``"faiss"``, ``"torch"`` (exact only) or
+            ``"torch_ivf"`` (IVF only; see :func:`knn_graph_cosine`). Exact search gives
+            the same graph with every backend, so only IVF graphs key their cache on it.
+            (default: ``"faiss"``)
 
     Shapes:
         - **output:** for each built ``(node, m)``: ``edge_index`` ``[2, n * k]``
@@ -336,7 +342,7 @@ def build_relation_graphs(
                 if train_digest is None:
                     train_digest = _feature_digest(train_edge_index(data).long())
                 sources["train_edge_index"] = train_digest
-            key = _cache_key(node_type, m, num_nodes, sources, k, mode, nlist, nprobe)
+            key = _cache_key(node_type, m, num_nodes, sources, k, mode, nlist, nprobe, backend)
             path = _cache_path(cache_path_dir, node_type, m, key)
             cached = _load_cached(path, key, num_nodes)
             if cached is not None:

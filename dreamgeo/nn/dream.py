@@ -138,7 +138,9 @@ class DREAM(Recommender):
         knn_backend (str, optional): ``"torch"`` (blocked matmul + top-k, CPU or CUDA;
             exact only) or ``"faiss"``. The default is ``"torch"`` for exact search
             because faiss-cpu's bundled OpenBLAS ran 8–11× slower on our test machines
-            (see ``benchmarks/README.md``); ``"ivf"`` always uses FAISS.
+            (see ``benchmarks/README.md``); with ``"ivf"``, ``"torch"`` means the
+            torch IVF engine (``backend="torch_ivf"`` of
+            :func:`~dreamgeo.graph.knn_graph_cosine`) and ``"faiss"`` FAISS's.
             (default: :obj:`"torch"`)
     """
 
@@ -242,7 +244,7 @@ class DREAM(Recommender):
                 knn_k,
                 graph_cache_dir,
                 knn_mode,
-                "faiss" if knn_mode == "ivf" else knn_backend,
+                _search_backend(knn_mode, knn_backend),
             )
 
         self.encoders = torch.nn.ModuleDict()
@@ -394,6 +396,12 @@ class DREAM(Recommender):
             total = total + self.s3_weight * (s3_item + s3_user)
             parts["s3"] = (s3_item + s3_user).detach()
         return total, parts
+
+
+def _search_backend(knn_mode: str, knn_backend: str) -> str:
+    if knn_mode == "ivf":
+        return "torch_ivf" if knn_backend in ("torch", "torch_ivf") else "faiss"
+    return knn_backend
 
 
 def _check_modal_weights(weights: dict[str, float], modalities: list[str]) -> dict[str, float]:
