@@ -115,6 +115,13 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
     )
     parser.add_argument("--progress", action="store_true", help="show each run's progress")
     parser.add_argument(
+        "--figure-roots",
+        type=_names,
+        default=[],
+        help="for 'figures': further run folders searched after --out-root (e.g. the "
+        "--out-root of a table3 run made with other flags)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="train nothing: write the table from the runs that have finished so far",
@@ -160,7 +167,7 @@ def run_experiment(args: argparse.Namespace) -> int:
     for name in names:
         tic = time.perf_counter()
         if name == "figures":
-            draw_figures(out_root, seeds[0])
+            draw_figures(out_root, seeds[0], [Path(root) for root in args.figure_roots])
             continue
         if name == "table2":
             specs = overall_comparison_runs(args.models or TABLE2_MODELS, seeds)
@@ -208,7 +215,9 @@ def run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def draw_figures(out_root: Path, seed: int = 0) -> list[Path]:
+def draw_figures(
+    out_root: Path, seed: int = 0, extra_roots: list[Path] | None = None
+) -> list[Path]:
     r"""Draws the paper's diagnostic figures from the runs in ``out_root`` (those of
     ``table2``-``table4``; runs that are missing are left out of a figure):
 
@@ -218,23 +227,32 @@ def draw_figures(out_root: Path, seed: int = 0) -> list[Path]:
       models without and with BMA, and of DREAM;
     * ``fig7_tsne_dream.png``: t-SNE of DREAM's behaviour and modal representations of
       1,000 users and items at its best epoch.
+
+    A run is looked up in ``out_root`` first, then in each of :obj:`extra_roots`.
     """
     from dreamgeo.cli import load_run
     from dreamgeo.diagnostics import plot_behavior_modal_cosine, plot_dual_tsne, plot_forgetting
 
+    roots = [out_root, *(extra_roots or [])]
+
     def present(candidates: dict[str, str]) -> dict[str, Path]:
         found = {}
         for label, run in candidates.items():
-            path = out_root / run / "metrics.jsonl"
-            if path.exists() and "behavior_modal_cos_user" in path.read_text():
-                found[label] = out_root / run
+            for root in roots:
+                path = root / run / "metrics.jsonl"
+                if path.exists() and "behavior_modal_cos_user" in path.read_text():
+                    found[label] = root / run
+                    break
         return found
 
     forgetting_runs = present(
         {
             "DREAM": f"dream-seed{seed}",
             "DREAM w/o S3": f"dream-no_s3-seed{seed}",
-            **{MODEL_LABELS[m]: f"{m}-seed{seed}" for m in ("vbpr", "bm3", "freedom", "mgcn")},
+            **{
+                MODEL_LABELS[m]: f"{m}-seed{seed}"
+                for m in ("vbpr", "bm3", "freedom", "mgcn", "lgmrec", "slmrec")
+            },
         }
     )
     alignment_runs = present(
