@@ -480,7 +480,9 @@ def _train(args: argparse.Namespace) -> int:
         from dreamgeo.diagnostics import DualRepresentationDiagnostics
 
         callbacks.append(DualRepresentationDiagnostics(data))
-    result = Trainer(model, data, config, run_info=run_info, callbacks=callbacks).fit()
+    trainer = Trainer(model, data, config, run_info=run_info, callbacks=callbacks)
+    result = trainer.fit()
+    trainer.close()
     if dist.is_initialized():
         world_size = dist.get_world_size()
         dist.destroy_process_group()
