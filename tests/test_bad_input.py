@@ -204,9 +204,9 @@ def read_as_loader(directory: Path):
         warnings.simplefilter("always")
         data = read_mmrec(directory, "toy", {"f": "f.npy"})
     duplicates = [str(w.message) for w in caught if "duplicate" in str(w.message)]
-    num_duplicates = int(re.search(r"dropped (\d+) duplicate", duplicates[0]).group(1)) if (
-        duplicates
-    ) else 0
+    num_duplicates = (
+        int(re.search(r"dropped (\d+) duplicate", duplicates[0]).group(1)) if (duplicates) else 0
+    )
     store = data[INTERACTS]
     splits = [edge_set(store[k]) for k in ("edge_index", "val_edge_index", "test_edge_index")]
     return splits, data[USER].original_id.tolist(), num_duplicates, data
@@ -235,8 +235,10 @@ def lines(*rows: str) -> str:
         (lines(*GOOD) + "1\t2\t5\t12\t", ["toy.inter: line 5: x_label '' is empty"]),
         (
             "userID,itemID,x_label\n0,0,0\n",
-            ["toy.inter: line 1 (header): missing column(s) userID, itemID, x_label",
-             "the line contains commas: fields must be separated by tabs"],
+            [
+                "toy.inter: line 1 (header): missing column(s) userID, itemID, x_label",
+                "the line contains commas: fields must be separated by tabs",
+            ],
         ),
         (
             "userID;itemID;x_label\n0;0;0\n",
@@ -248,8 +250,10 @@ def lines(*rows: str) -> str:
         ),
         (
             lines(GOOD[0], "0 1 5 11 1"),
-            ["toy.inter: line 3: 1 tab-separated fields, but the header has 5",
-             "the line contains spaces: fields must be separated by tabs"],
+            [
+                "toy.inter: line 3: 1 tab-separated fields, but the header has 5",
+                "the line contains spaces: fields must be separated by tabs",
+            ],
         ),
         (
             lines(GOOD[0], "0\t1\t5,11\t1"),
@@ -289,8 +293,10 @@ def lines(*rows: str) -> str:
         (lines(GOOD[0], "0\t1\t5\t10\t99"), ["toy.inter: line 3: x_label 99 is not 0"]),
         (
             lines(GOOD[0], "0\t3\t5\t10\t0"),
-            ["toy.inter: line 3: itemID 3 is out of range: the feature files "
-             "(image_feat.npy, text_feat.npy) have 3 rows, so item ids must lie in 0..2"],
+            [
+                "toy.inter: line 3: itemID 3 is out of range: the feature files "
+                "(image_feat.npy, text_feat.npy) have 3 rows, so item ids must lie in 0..2"
+            ],
         ),
         (lines(GOOD[0], "0\t123456789012\t5\t10\t1"), ["line 3: itemID 123456789012 is out"]),
         (lines("0\t0\t5\t10\t1", "0\t1\t5\t10\t2"), ["toy.inter: no training rows (x_label 0)"]),
@@ -343,8 +349,10 @@ def npz_bytes() -> bytes:
         (NPY[:40], ["text_feat.npy (modality 'text'): truncated inside the .npy header"]),
         (
             NPY[:-10],
-            ["text_feat.npy (modality 'text'): truncated: the header declares shape (3, 2) "
-             "float32 (24 bytes of data) but only 14 bytes follow it"],
+            [
+                "text_feat.npy (modality 'text'): truncated: the header declares shape (3, 2) "
+                "float32 (24 bytes of data) but only 14 bytes follow it"
+            ],
         ),
         (
             NPY + b"\x00" * 8,
@@ -371,8 +379,10 @@ def npz_bytes() -> bytes:
         (np.array([[0, 1], [1, 1], [1e300, 0]]), ["text_feat.npy", "row 2 (item 2) holds NaN"]),
         (
             np.ones((4, 2), dtype=np.float32),
-            ["modality files disagree on the number of items (rows): image_feat.npy has 3, "
-             "text_feat.npy has 4"],
+            [
+                "modality files disagree on the number of items (rows): image_feat.npy has 3, "
+                "text_feat.npy has 4"
+            ],
         ),
     ],
 )
@@ -693,9 +703,7 @@ def test_truncated_or_padded_npy_is_a_named_error(rows, dim, dtype, data):
         write_files(root, inter, {"image_feat.npy": full + padding})
         with pytest.raises(Exception) as raised:
             read_mmrec(root, "toy", MODALITIES)
-        assert_clear_error(
-            raised.value, ValueError, f"{len(padding)} bytes follow the array data"
-        )
+        assert_clear_error(raised.value, ValueError, f"{len(padding)} bytes follow the array data")
 
 
 @settings(max_examples=40, **SETTINGS)

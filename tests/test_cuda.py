@@ -47,6 +47,7 @@ def test_knn_torch_backend_on_cuda_equals_cpu():
     x = torch.randn(500, 32)
     cpu = knn_graph_cosine(x, 5, backend="torch")
     gpu = knn_graph_cosine(x.cuda(), 5, backend="torch", device="cuda")
+
     def keys(edge_index):
         return (edge_index[0] * 500 + edge_index[1]).sort().values
 

@@ -133,8 +133,9 @@ def test_batch_size_invariance():
     scores, train, splits = random_problem(3)
     num_users, num_items = scores.shape
     results = [
-        FullRankEvaluator(train, splits, num_users, num_items, ks=KS, batch_size=b)
-        .evaluate_scores(lambda users: scores[users].clone())
+        FullRankEvaluator(train, splits, num_users, num_items, ks=KS, batch_size=b).evaluate_scores(
+            lambda users: scores[users].clone()
+        )
         for b in (1, 7, 1000)
     ]
     for other in results[1:]:
@@ -207,8 +208,9 @@ def test_accumulate_over_halves_sums_to_full():
     assert sums.shape == (2, len(METRIC_NAMES) * len(KS))
     assert evaluator.metric_names[0] == "recall@1"
 
-    expected_counts = [int((torch.bincount(e[0], minlength=num_users) > 0).sum()) for e in
-                       splits.values()]
+    expected_counts = [
+        int((torch.bincount(e[0], minlength=num_users) > 0).sum()) for e in splits.values()
+    ]
     assert counts.tolist() == expected_counts
     full = evaluator.evaluate_scores(score_fn)
     for s, name in enumerate(evaluator.split_names):

@@ -10,8 +10,9 @@ def random_graph(num_users, num_items, density, seed=0):
     generator = torch.Generator().manual_seed(seed)
     adjacency = torch.rand(num_users, num_items, generator=generator) < density
     adjacency[:, 0] = False  # every user keeps at least one negative
-    adjacency[torch.arange(num_users), torch.randint(1, num_items, (num_users,),
-                                                      generator=generator)] = True
+    adjacency[
+        torch.arange(num_users), torch.randint(1, num_items, (num_users,), generator=generator)
+    ] = True
     return adjacency, adjacency.nonzero().t().contiguous()
 
 
@@ -62,8 +63,10 @@ def test_negatives_are_uniform_over_non_interacted_items():
     num_items = 12
     interacted = {0: [1, 4, 5], 1: [0, 11], 2: list(range(1, 11)), 3: [3, 4, 5, 6, 7]}
     edge_index = torch.tensor(
-        [[user for user, items in interacted.items() for _ in items],
-         [item for items in interacted.values() for item in items]]
+        [
+            [user for user, items in interacted.items() for _ in items],
+            [item for items in interacted.values() for item in items],
+        ]
     )
     sampler = BPRSampler(edge_index, 4, num_items, batch_size=100, seed=1)
     drawn = collections.defaultdict(list)
@@ -112,11 +115,14 @@ def test_state_dict_resumes_the_next_epoch_exactly(tmp_path):
         other.load_state_dict(sampler.state_dict())
 
 
-@pytest.mark.parametrize("num_edges, batch_size, world_size", [
-    (101, 8, 2),   # uneven shards
-    (25, 4, 3),    # last global batch of 1 < 3 ranks: re-cut
-    (97, 50, 4),   # a single global batch
-])
+@pytest.mark.parametrize(
+    "num_edges, batch_size, world_size",
+    [
+        (101, 8, 2),  # uneven shards
+        (25, 4, 3),  # last global batch of 1 < 3 ranks: re-cut
+        (97, 50, 4),  # a single global batch
+    ],
+)
 def test_shards_are_disjoint_cover_the_epoch_and_have_equal_lengths(
     num_edges, batch_size, world_size
 ):
@@ -125,8 +131,9 @@ def test_shards_are_disjoint_cover_the_epoch_and_have_equal_lengths(
     adjacency = torch.zeros(40, 30, dtype=torch.bool)
     adjacency[edge_index[0], edge_index[1]] = True
     samplers = [
-        BPRSampler(edge_index, 40, 30, batch_size=batch_size, seed=2, rank=rank,
-                   world_size=world_size)
+        BPRSampler(
+            edge_index, 40, 30, batch_size=batch_size, seed=2, rank=rank, world_size=world_size
+        )
         for rank in range(world_size)
     ]
     assert len({len(s) for s in samplers}) == 1

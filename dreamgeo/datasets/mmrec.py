@@ -488,9 +488,7 @@ def _open_features(path: Path, modality: str) -> np.ndarray:
             f"{array.dtype} (corrupt, or not written by numpy.save)"
         )
     if array.ndim != 2:
-        raise ValueError(
-            f"{where}: features must be 2-D [num_items, dim], got shape {array.shape}"
-        )
+        raise ValueError(f"{where}: features must be 2-D [num_items, dim], got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{where}: dtype {array.dtype} is not a float dtype")
     if array.shape[0] == 0:

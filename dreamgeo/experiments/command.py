@@ -294,4 +294,3 @@ def draw_figures(
     for path in written:
         print(f"dreamgeo: wrote {path}")
     return written
-

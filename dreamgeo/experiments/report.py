@@ -136,9 +136,8 @@ def overall_table(specs: Sequence[RunSpec], results: dict[str, dict[str, Any]]) 
     if last is not None and best_other is not None:
         gains = [f"{100 * (a / b - 1):+.2f} %" for a, b in zip(last, best_other) if b > 0]
         notes.append(
-            "DREAM vs the best other model per column: " + ", ".join(
-                f"{label} {gain}" for label, gain in zip(METRIC_LABELS, gains)
-            )
+            "DREAM vs the best other model per column: "
+            + ", ".join(f"{label} {gain}" for label, gain in zip(METRIC_LABELS, gains))
         )
     return Table(["model", *METRIC_LABELS, *_FACTS], rows, notes)
 

@@ -91,9 +91,7 @@ class BMALoss(torch.nn.Module):
         - **output:** scalar
     """
 
-    def __init__(
-        self, tau: float = 0.2, intra_weight: float = 0.01, inter_weight: float = 0.01
-    ):
+    def __init__(self, tau: float = 0.2, intra_weight: float = 0.01, inter_weight: float = 0.01):
         super().__init__()
         if tau <= 0:
             raise ValueError(f"BMALoss: tau must be > 0, got {tau}")
@@ -149,7 +147,4 @@ class BMALoss(torch.nn.Module):
         return self.intra_weight * parts.intra + self.inter_weight * parts.inter
 
     def extra_repr(self) -> str:
-        return (
-            f"tau={self.tau}, intra_weight={self.intra_weight}, "
-            f"inter_weight={self.inter_weight}"
-        )
+        return f"tau={self.tau}, intra_weight={self.intra_weight}, inter_weight={self.inter_weight}"

@@ -46,9 +46,7 @@ class BPRLoss(torch.nn.Module):
         batch_size = embeddings[0].size(0)
         return sum(emb.pow(2).sum() for emb in embeddings) / (2 * batch_size)
 
-    def forward(
-        self, pos_score: Tensor, neg_score: Tensor, *embeddings: Tensor
-    ) -> Tensor:
+    def forward(self, pos_score: Tensor, neg_score: Tensor, *embeddings: Tensor) -> Tensor:
         loss = self.ranking(pos_score, neg_score)
         if self.reg_weight > 0 and embeddings:
             loss = loss + self.reg_weight * self.regularization(*embeddings)

@@ -14,9 +14,7 @@ from dreamgeo.nn.sparse import SparseOperator, sparse_matmul
 __all__ = ["BipartiteLGConv", "bipartite_normalized_weight"]
 
 
-def bipartite_normalized_weight(
-    edge_index: Tensor, num_users: int, num_items: int
-) -> Tensor:
+def bipartite_normalized_weight(edge_index: Tensor, num_users: int, num_items: int) -> Tensor:
     r"""Edge weights of :math:`\mathbf{D}^{-1/2}\mathbf{A}\mathbf{D}^{-1/2}` for the
     bipartite adjacency :math:`\mathbf{A} = \begin{pmatrix} 0 & \mathbf{R} \\
     \mathbf{R}^\top & 0 \end{pmatrix}`, i.e. :math:`1/\sqrt{|\mathcal{N}_u||\mathcal{N}_i|}`.
@@ -81,9 +79,7 @@ class BipartiteLGConv(MessagePassing):
         super().reset_parameters()
         self._cached_operator = None
 
-    def user_from_item(
-        self, edge_index: Tensor, num_users: int, num_items: int
-    ) -> SparseOperator:
+    def user_from_item(self, edge_index: Tensor, num_users: int, num_items: int) -> SparseOperator:
         r"""The normalized :math:`\tilde{\mathbf{R}} \in \mathbb{R}^{M \times N}`
         (cached when :obj:`cached=True`)."""
         operator = self._cached_operator
@@ -96,19 +92,13 @@ class BipartiteLGConv(MessagePassing):
                 self._cached_operator = operator
         return operator
 
-    def forward(
-        self, x_user: Tensor, x_item: Tensor, edge_index: Tensor
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, x_user: Tensor, x_item: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
         num_users, num_items = x_user.size(0), x_item.size(0)
         if self.fused:
             operator = self.user_from_item(edge_index, num_users, num_items)
             self._operator_in_use = operator
-            out_user = self.propagate(
-                operator.matrix, x=(x_item, x_user), edge_weight=None
-            )
-            out_item = self.propagate(
-                operator.matrix_t, x=(x_user, x_item), edge_weight=None
-            )
+            out_user = self.propagate(operator.matrix, x=(x_item, x_user), edge_weight=None)
+            out_item = self.propagate(operator.matrix_t, x=(x_user, x_item), edge_weight=None)
             self._operator_in_use = None
             return out_user, out_item
 

@@ -88,9 +88,7 @@ class ModalEncoder(torch.nn.Module):
             user = torch.sigmoid(user) * user_id_embedding
         if self.use_graph:
             if user_graph is None or item_graph is None:
-                raise ValueError(
-                    "ModalEncoder(use_graph=True) needs both relation graphs"
-                )
+                raise ValueError("ModalEncoder(use_graph=True) needs both relation graphs")
             item = item_graph(item)
             user = user_graph(user)
         return user, item

@@ -99,9 +99,7 @@ class SparseOperator(torch.nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.size(0) != self.size[1]:
-            raise ValueError(
-                f"SparseOperator of size {self.size} cannot multiply {x.size(0)} rows"
-            )
+            raise ValueError(f"SparseOperator of size {self.size} cannot multiply {x.size(0)} rows")
         return sparse_matmul(self.matrix, self.matrix_t, x)
 
     def extra_repr(self) -> str:

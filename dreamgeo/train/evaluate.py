@@ -59,8 +59,7 @@ def _csr_rows(rowptr: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
     local_row = torch.repeat_interleave(
         torch.arange(rows.numel(), device=rows.device), count, output_size=total
     )
-    first = torch.repeat_interleave(start - (count.cumsum(0) - count), count,
-                                    output_size=total)
+    first = torch.repeat_interleave(start - (count.cumsum(0) - count), count, output_size=total)
     return local_row, first + torch.arange(total, device=rows.device)
 
 
@@ -151,9 +150,7 @@ class FullRankEvaluator:
         if len(ks) == 0 or min(ks) <= 0:
             raise ValueError(f"evaluate.py: ks must be positive integers, got {ks}")
         if max(ks) > num_items:
-            raise ValueError(
-                f"evaluate.py: K = {max(ks)} exceeds the number of items {num_items}"
-            )
+            raise ValueError(f"evaluate.py: K = {max(ks)} exceeds the number of items {num_items}")
         if batch_size <= 0:
             raise ValueError(f"evaluate.py: batch_size must be positive, got {batch_size}")
         if len(eval_edge_indices) == 0:
@@ -227,8 +224,9 @@ class FullRankEvaluator:
         if scores._is_view():  # never write -inf into the caller's tensor
             scores = scores.clone()
         local_row, entry = _csr_rows(rowptr, users)
-        scores.index_put_((local_row, col[entry]),
-                          torch.tensor(float("-inf"), dtype=scores.dtype, device=device))
+        scores.index_put_(
+            (local_row, col[entry]), torch.tensor(float("-inf"), dtype=scores.dtype, device=device)
+        )
         return scores.topk(k, dim=1, sorted=True).indices
 
     def _scored_batches(
@@ -329,9 +327,7 @@ class FullRankEvaluator:
         return sums, has_heldout.sum(1)
 
     @torch.no_grad()
-    def accumulate(
-        self, score_fn: ScoreFn, users: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def accumulate(self, score_fn: ScoreFn, users: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""Sums of the per-user metrics and the number of users that entered
         them, per split, over ``users`` (for a distributed caller to
         ``all_reduce`` before dividing).

@@ -173,8 +173,7 @@ class BPRSampler:
         num_edges = edge_index.size(1)
         if num_edges < world_size:
             raise ValueError(
-                f"sampler.py: {num_edges} training interactions cannot feed "
-                f"{world_size} ranks"
+                f"sampler.py: {num_edges} training interactions cannot feed {world_size} ranks"
             )
         user, item = edge_index
         if int(user.min()) < 0 or int(user.max()) >= num_users:
@@ -266,9 +265,7 @@ class BPRSampler:
         self._draw_negatives()
         triples = self._triples.index_select(1, edges).to(self.device)
         self.epochs_drawn += 1
-        return iter(
-            [tuple(batch.unbind(0)) for batch in triples.split(self._batch_sizes, dim=1)]
-        )
+        return iter([tuple(batch.unbind(0)) for batch in triples.split(self._batch_sizes, dim=1)])
 
     def __iter__(self) -> Iterator[Triple]:
         return self.epoch()
@@ -298,8 +295,7 @@ class BPRSampler:
         found = {key: state.get(key) for key in expected}
         if found != expected:
             raise ValueError(
-                f"sampler.py: the sampler state was saved for {found}, this sampler has "
-                f"{expected}"
+                f"sampler.py: the sampler state was saved for {found}, this sampler has {expected}"
             )
         self._order_generator.set_state(state["order_generator"].cpu())
         self._negative_generator.set_state(state["negative_generator"].cpu())
