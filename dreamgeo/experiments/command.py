@@ -258,11 +258,11 @@ def draw_figures(
     alignment_runs = present(
         {
             **{
-                f"{m}{suffix}": f"{m}{suffix.replace('+', '-')}-seed{seed}"
+                f"{MODEL_LABELS[m]}{suffix.upper()}": f"{m}{suffix.replace('+', '-')}-seed{seed}"
                 for m in TABLE4_MODELS
                 for suffix in ("", "+bma")
             },
-            "dream": f"dream-seed{seed}",
+            "DREAM": f"dream-seed{seed}",
         }
     )
     written = []
