@@ -94,10 +94,9 @@ def _error_row(name: str, result: dict[str, Any], width: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- A, F
-def _model_args(args: argparse.Namespace, model: str, hide: bool = False) -> list[str]:
-    worker = [
-        "--model",
-        model,
+def _data_args(args: argparse.Namespace) -> list[str]:
+    r"""The flags every baby-preset worker takes: data, device and repeats."""
+    return [
         "--preset",
         args.preset,
         "--data-root",
@@ -107,6 +106,10 @@ def _model_args(args: argparse.Namespace, model: str, hide: bool = False) -> lis
         "--repeats",
         str(args.repeats),
     ]
+
+
+def _model_args(args: argparse.Namespace, model: str, hide: bool = False) -> list[str]:
+    worker = ["--model", model, *_data_args(args)]
     return worker + (["--no-accelerators"] if hide else [])
 
 
@@ -223,19 +226,7 @@ def table_accelerators(args: argparse.Namespace) -> str:
 # --------------------------------------------------------------------------- B
 def table_floor(args: argparse.Namespace, dream: dict[str, Any] | None) -> str:
     print("[B] projection floor ...", file=sys.stderr, flush=True)
-    floor = run_worker(
-        HERE / "projection_floor.py",
-        [
-            "--preset",
-            args.preset,
-            "--data-root",
-            args.data_root,
-            "--device",
-            args.device,
-            "--repeats",
-            str(args.repeats),
-        ],
-    )
+    floor = run_worker(HERE / "projection_floor.py", _data_args(args))
     if "error" in floor:
         return f"floor failed: {floor['error']}"
     epoch = None if not dream or "error" in dream else dream["epoch_median"]
