@@ -39,6 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--knn-mode", choices=("exact", "ivf"), default="exact")
     parser.add_argument("--knn-backend", choices=("torch", "faiss", "torch_ivf"), default="torch")
     parser.add_argument(
+        "--feature-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="DREAM's feature_dtype",
+    )
+    parser.add_argument(
         "--no-accelerators",
         action="store_true",
         help="hide torch_scatter / torch_sparse / pyg_lib from PyG",
@@ -76,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
             args.knn_mode,
             "--knn-backend",
             cli_backend,
+            "--feature-dtype",
+            args.feature_dtype,
             "--no-progress",
         ]
     )
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     emit_result(
         {
             "model": args.model,
+            "feature_dtype": args.feature_dtype,
             "data": info,
             "device": str(trainer.device),
             "parameters": sum(p.numel() for p in model.parameters()),

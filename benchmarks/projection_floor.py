@@ -10,6 +10,10 @@ epoch (as many batches as the BPR sampler makes at ``--batch-size``). Two floors
 * **batch items**: every step projects only the batch's positive and negative items
   (``2B`` rows), the floor of a model whose modal line touched only its batch.
 
+With ``--feature-dtype bfloat16`` the features are stored in ``bfloat16`` and projected
+as DREAM does with that setting (``ModalEncoder.project``: weights cast to ``bfloat16``,
+result and gradients back in ``float32``).
+
 Run by ``run_all.py`` (table B); prints one JSON line.
 """
 
@@ -35,18 +39,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--embedding-dim", type=int, default=64)
+    parser.add_argument("--feature-dtype", choices=("float32", "bfloat16"), default="float32")
     args = parser.parse_args(argv)
 
     import torch
 
     from dreamgeo.cli import load_data
     from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key, modality_names
+    from dreamgeo.nn import ModalEncoder
     from dreamgeo.train import BPRSampler
 
     torch.manual_seed(0)
     device = torch.device(args.device)
     data, info = load_data(args.preset, args.data_root, args.preset)
-    features = {m: data[ITEM][feature_key(m)].float().to(device) for m in modality_names(data)}
+    dtype = getattr(torch, args.feature_dtype)
+    features = {m: data[ITEM][feature_key(m)].to(device, dtype) for m in modality_names(data)}
     sampler = BPRSampler(
         data[INTERACTS].edge_index.to(device),
         data[USER].num_nodes,
@@ -56,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     batch_items = [torch.cat([pos, neg]) for _, pos, neg in sampler.epoch()]
     projections = {
-        m: torch.nn.Linear(x.size(1), args.embedding_dim).to(device) for m, x in features.items()
+        m: ModalEncoder(x.size(1), args.embedding_dim, use_gate=False, use_graph=False).to(device)
+        for m, x in features.items()
     }
     num_items = data[ITEM].num_nodes
     most_rows = max([num_items, *(rows.numel() for rows in batch_items)])
@@ -66,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         projection = projections[m]
         projection.zero_grad(set_to_none=True)
         x = features[m] if rows is None else features[m].index_select(0, rows)
-        out = projection(x)
+        out = projection.project(x)
         out.backward(upstream[: out.size(0)])
 
     def all_items_epoch() -> None:
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     emit_result(
         {
             "data": info,
+            "feature_dtype": args.feature_dtype,
             "steps": len(batch_items),
             "num_items": num_items,
             "dims": {m: int(x.size(1)) for m, x in features.items()},

@@ -108,16 +108,36 @@ def _data_args(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def _model_args(args: argparse.Namespace, model: str, hide: bool = False) -> list[str]:
-    worker = ["--model", model, *_data_args(args)]
+def _model_args(
+    args: argparse.Namespace, model: str, hide: bool = False, feature_dtype: str = "float32"
+) -> list[str]:
+    worker = ["--model", model, *_data_args(args), "--feature-dtype", feature_dtype]
     return worker + (["--no-accelerators"] if hide else [])
+
+
+def dream_label(feature_dtype: str) -> str:
+    r"""Table rows of DREAM: ``dream`` for ``float32`` features, else
+    ``dream (<dtype> features)``."""
+    return "dream" if feature_dtype == "float32" else f"dream ({feature_dtype} features)"
+
+
+def _model_runs(args: argparse.Namespace, models: list[str]) -> list[tuple[str, str, str]]:
+    r"""``(row label, model, feature dtype)`` of table A: DREAM once per
+    ``--dream-feature-dtypes``."""
+    runs = []
+    for model in models:
+        dtypes = args.dream_feature_dtypes if model == "dream" else ["float32"]
+        runs += [(dream_label(d) if model == "dream" else model, model, d) for d in dtypes]
+    return runs
 
 
 def table_models(args: argparse.Namespace, models: list[str]) -> tuple[str, dict[str, Any]]:
     results = {}
-    for model in models:
-        print(f"[A] {model} ...", file=sys.stderr, flush=True)
-        results[model] = run_worker(HERE / "model_epochs.py", _model_args(args, model))
+    for label, model, dtype in _model_runs(args, models):
+        print(f"[A] {label} ...", file=sys.stderr, flush=True)
+        results[label] = run_worker(
+            HERE / "model_epochs.py", _model_args(args, model, feature_dtype=dtype)
+        )
     header = [
         "model",
         "build incl. graphs (s)",
@@ -138,7 +158,7 @@ def table_models(args: argparse.Namespace, models: list[str]) -> tuple[str, dict
         targets, verdicts = [], []
         epoch, evaluation = result["epoch_median"], result["eval_median"]
         peak = result["peak_rss_mb"] / 1024
-        if model == "dream":
+        if model.startswith("dream"):
             targets += [f"epoch ≤ {TARGET_DREAM_EPOCH:g} s", f"peak ≤ {TARGET_DREAM_PEAK_GB:g} GB"]
             verdicts += [
                 f"epoch {_met(epoch, TARGET_DREAM_EPOCH)}",
@@ -224,42 +244,50 @@ def table_accelerators(args: argparse.Namespace) -> str:
 
 
 # --------------------------------------------------------------------------- B
-def table_floor(args: argparse.Namespace, dream: dict[str, Any] | None) -> str:
-    print("[B] projection floor ...", file=sys.stderr, flush=True)
-    floor = run_worker(HERE / "projection_floor.py", _data_args(args))
-    if "error" in floor:
-        return f"floor failed: {floor['error']}"
-    epoch = None if not dream or "error" in dream else dream["epoch_median"]
-    dims = ", ".join(f"{m} {d}→64" for m, d in floor["dims"].items())
+def table_floor(args: argparse.Namespace, dreams: dict[str, dict[str, Any]]) -> str:
+    r"""Table B; ``dreams`` maps each of ``--dream-feature-dtypes`` to its table-A run."""
     header = [
         "what",
         "seconds per epoch",
         "DREAM epoch ÷ this",
         f"goal ≤ {TARGET_FLOOR_MULTIPLE:g}×",
     ]
-    rows = [["DREAM epoch (table A)", _s(epoch), "", ""]]
-    for key, label in (
-        ("all_items_seconds", f"floor, all {floor['num_items']} items per step (what DREAM needs)"),
-        (
-            "batch_items_seconds",
-            f"floor, batch items only ({floor['rows_per_batch']} rows per step)",
-        ),
-    ):
-        multiple = None if epoch is None else epoch / floor[key]
-        rows.append(
-            [
-                label,
-                _s(floor[key]),
-                "—" if multiple is None else f"{multiple:.2f}×",
-                "—" if multiple is None else _met(multiple, TARGET_FLOOR_MULTIPLE),
-            ]
+    rows, floor = [], {}
+    for dtype in args.dream_feature_dtypes:
+        print(f"[B] projection floor, {dtype} features ...", file=sys.stderr, flush=True)
+        floor = run_worker(
+            HERE / "projection_floor.py", [*_data_args(args), "--feature-dtype", dtype]
         )
+        if "error" in floor:
+            rows.append([f"floor ({dtype}) failed: {floor['error']}", "", "", ""])
+            continue
+        dream = dreams.get(dtype)
+        epoch = None if not dream or "error" in dream else dream["epoch_median"]
+        rows.append([f"{dream_label(dtype)} epoch (table A)", _s(epoch), "", ""])
+        for key, label in (
+            ("all_items_seconds", f"all {floor['num_items']} items per step (what DREAM needs)"),
+            ("batch_items_seconds", f"batch items only ({floor['rows_per_batch']} rows per step)"),
+        ):
+            multiple = None if epoch is None else epoch / floor[key]
+            rows.append(
+                [
+                    f"floor, {dtype} features, {label}",
+                    _s(floor[key]),
+                    "—" if multiple is None else f"{multiple:.2f}×",
+                    "—" if multiple is None else _met(multiple, TARGET_FLOOR_MULTIPLE),
+                ]
+            )
+    if "error" in floor or not floor:
+        return markdown_table(header, rows)
+    dims = ", ".join(f"{m} {d}→64" for m, d in floor["dims"].items())
     notes = (
         f"{floor['steps']} steps (an epoch at batch 2048); per step, every modality's "
         f"projection ({dims}) forward and backward (weight and bias gradients), median of "
-        f"{max(1, args.repeats)}. DREAM's modal line propagates every item's projection over "
-        f"the item–item graph and averages it to every user, so each step needs all items: "
-        f"the all-items floor is the one DREAM is held to."
+        f"{max(1, args.repeats)}, with the features stored in each of DREAM's "
+        f"feature dtypes and projected as DREAM projects them; each DREAM epoch is divided "
+        f"by the floor of its own dtype. DREAM's modal line propagates every item's "
+        f"projection over the item–item graph and averages it to every user, so each step "
+        f"needs all items: the all-items floor is the one DREAM is held to."
     )
     return notes + "\n\n" + markdown_table(header, rows)
 
@@ -269,12 +297,13 @@ def table_profile(args: argparse.Namespace) -> str:
     from step_profile import PARTS
 
     results = {}
-    for model in ("dream", "lightgcn"):
-        print(f"[C] profile {model} ...", file=sys.stderr, flush=True)
-        results[model] = run_worker(
+    runs = [(dream_label(d), "dream", d) for d in args.dream_feature_dtypes]
+    for label, model, dtype in [*runs, ("lightgcn", "lightgcn", "float32")]:
+        print(f"[C] profile {label} ...", file=sys.stderr, flush=True)
+        results[label] = run_worker(
             HERE / "step_profile.py",
             ["--model", model, "--preset", args.preset, "--data-root", args.data_root]
-            + ["--device", args.device],
+            + ["--device", args.device, "--feature-dtype", dtype],
         )
     header = ["part"]
     for model in results:
@@ -458,6 +487,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tables", default="ABCDEF", help="which tables to run, e.g. 'AB' or 'D,E'"
     )
+    parser.add_argument(
+        "--dream-feature-dtypes",
+        default="float32,bfloat16",
+        help="DREAM's feature_dtype settings timed in tables A-C (comma-separated); the "
+        "first is the reference of table D",
+    )
     for letter, name in (
         ("A", "models"),
         ("B", "floor"),
@@ -496,6 +531,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     args.scale_preset = args.scale_preset or args.preset
+    args.dream_feature_dtypes = args.dream_feature_dtypes.split(",")
+    for dtype in args.dream_feature_dtypes:
+        if dtype not in ("float32", "bfloat16"):
+            parser.error(f"--dream-feature-dtypes: unknown dtype {dtype!r}")
     args.tables = {letter for letter in args.tables.upper() if letter in TABLE_TITLES}
     for letter, name in zip(
         "ABCDEF", ("models", "floor", "profile", "scale", "curve", "accelerators")
@@ -533,11 +572,15 @@ def main(argv: list[str] | None = None) -> int:
         body, model_results = table_models(args, models)
         add("A", body)
     if "B" in args.tables:
-        dream = model_results.get("dream")
-        if dream is None:
-            print("[B] timing a DREAM epoch for the ratio ...", file=sys.stderr, flush=True)
-            dream = run_worker(HERE / "model_epochs.py", _model_args(args, "dream"))
-        add("B", table_floor(args, dream))
+        dreams = {}
+        for dtype in args.dream_feature_dtypes:
+            dreams[dtype] = model_results.get(dream_label(dtype))
+            if dreams[dtype] is None:
+                print(f"[B] timing a {dream_label(dtype)} epoch ...", file=sys.stderr, flush=True)
+                dreams[dtype] = run_worker(
+                    HERE / "model_epochs.py", _model_args(args, "dream", feature_dtype=dtype)
+                )
+        add("B", table_floor(args, dreams))
     if "C" in args.tables:
         add("C", table_profile(args))
     if "D" in args.tables:

@@ -9,8 +9,8 @@ time (a part's time minus the parts it calls):
   (LightGCN): the LightGCN propagation over the user–item graph,
 * **modal line**: ``model.modal()`` and its relation-graph products and gates, without
   the projections,
-* **d_m→d projections**: every ``torch.nn.Linear`` call (forward only; their backward is
-  inside *backward*),
+* **d_m→d projections**: every ``torch.nn.Linear`` call and DREAM's
+  ``ModalEncoder.project`` (forward only; their backward is inside *backward*),
 * **losses**: the calls of the loss modules (``BPRLoss``, ``BMALoss``, ``S3Loss``),
 * **loss glue**: the rest of ``model.loss`` (gathering the batch rows, scores),
 * **backward** and **optimizer step**.
@@ -85,6 +85,7 @@ def instrument(model, timer: RegionTimer) -> None:
 
     from dreamgeo.nn.bma_loss import BMALoss
     from dreamgeo.nn.bpr_loss import BPRLoss
+    from dreamgeo.nn.modal_encoder import ModalEncoder
     from dreamgeo.nn.s3_loss import S3Loss
 
     model.loss = timer.wrap("loss glue", model.loss)
@@ -97,8 +98,10 @@ def instrument(model, timer: RegionTimer) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             module.forward = timer.wrap("d_m→d projections", module.forward)
+        elif isinstance(module, ModalEncoder):
+            module.project = timer.wrap("d_m→d projections", module.project)
         elif isinstance(module, (BPRLoss, BMALoss, S3Loss)):
-            for name in ("forward", "ranking", "regularization", "from_factor"):
+            for name in ("forward", "ranking", "regularization", "from_factor", "gathered"):
                 if hasattr(module, name):
                     setattr(module, name, timer.wrap("losses", getattr(module, name)))
 
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--warmup-steps", type=int, default=3)
+    parser.add_argument("--feature-dtype", choices=("float32", "bfloat16"), default="float32")
     args = parser.parse_args(argv)
 
     import torch
@@ -122,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     data, info = load_data(args.preset, args.data_root, args.preset)
     train_args = build_parser().parse_args(
         ["train", "--model", args.model, "--preset", args.preset, "--device", args.device]
+        + ["--feature-dtype", args.feature_dtype]
     )
     model = build_model(args.model, data, vars(train_args), cache_dir=None)
     trainer = Trainer(
@@ -155,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     emit_result(
         {
             "model": args.model,
+            "feature_dtype": args.feature_dtype,
             "data": info,
             "steps": steps,
             "epoch_seconds": total,

@@ -201,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="lambda, L2 weight on the batch's ID embeddings",
     )
     model.add_argument("--tau", type=_positive_float, default=0.2, help="InfoNCE temperature")
+    model.add_argument(
+        "--feature-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="DREAM: dtype of the stored item features and S3 targets; bfloat16 halves "
+        "their memory and speeds up the projections on GPUs and AMX / AVX-512 BF16 CPUs",
+    )
     run = train.add_argument_group("training")
     run.add_argument("--epochs", type=_positive_int, default=1000)
     run.add_argument("--batch-size", type=_positive_int, default=2048)
@@ -387,6 +394,7 @@ def build_model(name: str, data: HeteroData, args: dict[str, Any], cache_dir: st
         s3_weight=args["s3_weight"],
         reg_weight=args["reg_weight"],
         graph_cache_dir=cache_dir,
+        feature_dtype=args.get("feature_dtype", "float32"),
     )
     return DREAM(data, **{**kwargs, **ABLATIONS[ablation]})
 

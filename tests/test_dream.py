@@ -192,7 +192,7 @@ def _count_calls(monkeypatch, module, name):
 def test_each_ablation_really_removes_its_part(setup, monkeypatch, ablation):
     data, graphs = setup
     info_calls = _count_calls(monkeypatch, bma_module, "info_nce")
-    s3_calls = _count_calls(monkeypatch, S3Loss, "from_factor")
+    s3_calls = _count_calls(monkeypatch, S3Loss, "gathered")
     model = DREAM.from_ablation(ablation, data, knn_k=K, embedding_dim=8)
     users, pos, neg = torch.arange(6), torch.arange(6), torch.arange(6) + 6
     _, parts = model.loss(users, pos, neg)
@@ -295,3 +295,29 @@ def test_explicit_inputs_equal_heterodata(setup):
     with pytest.raises(ValueError, match="either a HeteroData"):
         DREAM(num_users=3)
     assert np.isfinite(a.loss(torch.arange(3), torch.arange(3), torch.arange(3) + 3)[0].item())
+
+
+def test_bfloat16_features_match_float32_and_halve_memory(setup):
+    data, _ = setup
+    full = DREAM(data, knn_k=K, embedding_dim=8)
+    half = DREAM(data, knn_k=K, embedding_dim=8, feature_dtype="bfloat16")
+    half.load_state_dict(full.state_dict())
+    for m in ("image", "text"):
+        assert half.features(m).dtype == torch.bfloat16
+        assert half.features(m).nbytes * 2 == full.features(m).nbytes
+    assert half.s3_item_factor.dtype == half.s3_user_factor.dtype == torch.bfloat16
+    assert half.hparams["feature_dtype"] == "bfloat16"
+    users, pos, neg = torch.arange(12), torch.arange(12) % 20, (torch.arange(12) + 7) % 20
+    losses, grads = [], []
+    for model in (full, half):
+        total, _ = model.loss(users, pos, neg)
+        losses.append(total.item())
+        weight = model.encoders["image"].projection.weight
+        grads.append(torch.autograd.grad(total, weight)[0])
+        assert grads[-1].dtype == torch.float32  # parameters and their gradients stay float32
+    assert losses[1] == pytest.approx(losses[0], rel=1e-2)
+    assert F.cosine_similarity(grads[0].flatten(), grads[1].flatten(), dim=0) > 0.99
+    # the user features used by the diagnostics come back in float32
+    assert half.user_features("image", users).dtype == torch.float32
+    with pytest.raises(ValueError, match="feature_dtype"):
+        DREAM(data, knn_k=K, feature_dtype="float16")

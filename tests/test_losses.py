@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from dreamgeo import BMALoss, BPRLoss, S3Loss
 from dreamgeo.nn import bma_loss as bma_module
@@ -43,6 +44,57 @@ def test_info_nce_against_loop():
     a, p = torch.randn(6, 4, generator=gen), torch.randn(6, 4, generator=gen)
     expected = _np_info_nce(a.numpy(), p.numpy(), 0.2)
     assert info_nce(a, p, 0.2).item() == pytest.approx(expected, rel=1e-5)
+
+
+def _np_info_nce_gradients(a, p, tau):
+    r"""Gradients of :func:`_np_info_nce` by hand: with normalized rows and
+    :math:`\mathbf{S} = \mathrm{softmax}(\hat{\mathbf{A}}\hat{\mathbf{P}}^\top / \tau)`,
+    the gradient on :math:`\hat{\mathbf{A}}` is :math:`(\mathbf{S} - \mathbf{I})
+    \hat{\mathbf{P}} / (B\tau)`, then through the normalization
+    :math:`\nabla_x = (\mathbf{I} - \hat{x}\hat{x}^\top) \nabla_{\hat{x}} / \|x\|`."""
+    a_norm = np.linalg.norm(a, axis=1, keepdims=True)
+    p_norm = np.linalg.norm(p, axis=1, keepdims=True)
+    a_hat, p_hat = a / a_norm, p / p_norm
+    logits = a_hat @ p_hat.T / tau
+    soft = np.exp(logits - logits.max(axis=1, keepdims=True))
+    soft /= soft.sum(axis=1, keepdims=True)
+    delta = (soft - np.eye(len(a))) / (len(a) * tau)
+    grad_a_hat, grad_p_hat = delta @ p_hat, delta.T @ a_hat
+
+    def through_norm(x_hat, norm, grad):
+        return (grad - x_hat * (x_hat * grad).sum(axis=1, keepdims=True)) / norm
+
+    return through_norm(a_hat, a_norm, grad_a_hat), through_norm(p_hat, p_norm, grad_p_hat)
+
+
+def test_info_nce_gradients_against_hand_computation():
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(9, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    p = torch.randn(9, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    info_nce(a, p, 0.3).backward()
+    want_a, want_p = _np_info_nce_gradients(a.detach().numpy(), p.detach().numpy(), 0.3)
+    np.testing.assert_allclose(a.grad.numpy(), want_a, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(p.grad.numpy(), want_p, rtol=1e-10, atol=1e-12)
+    # only the input that needs a gradient gets one
+    frozen = p.detach()
+    a.grad = None
+    info_nce(a, frozen, 0.3).backward()
+    np.testing.assert_allclose(a.grad.numpy(), want_a, rtol=1e-10, atol=1e-12)
+
+
+def test_info_nce_small_temperature_stays_exact():
+    # positives opposite to their anchors at tau = 0.005: each positive's softmax
+    # probability is about exp(-400), far below float32's range; the loss is still the
+    # exact log-sum-exp value (about 400), not inf
+    a = torch.eye(3)
+    p = torch.stack([-a[0], a[0], a[1]])
+    expected = _np_info_nce(a.double().numpy(), p.double().numpy(), 0.005)
+    loss = info_nce(a.requires_grad_(), p, 0.005)
+    assert math.isfinite(loss.item()) and loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(a.grad).all()
+    with pytest.raises(ValueError, match="must both be"):
+        info_nce(torch.randn(4, 3), torch.randn(5, 3))
 
 
 def test_bma_loss_parts_and_weights():
@@ -117,3 +169,43 @@ def test_s3_bad_input():
         S3Loss()(torch.randn(4, 3), [torch.randn(5, 2)], [1.0])
     with pytest.raises(ValueError, match="weights"):
         S3Loss()(torch.randn(4, 3), [torch.randn(4, 2)], [0.5, 0.5])
+
+
+def test_s3_gathered_equals_dense_definition_across_chunks(monkeypatch):
+    from dreamgeo.nn import s3_loss as s3_module
+
+    monkeypatch.setattr(s3_module, "GATHER_CHUNK_ROWS", 3)  # 8 rows: chunks of 3, 3, 2
+    gen = torch.Generator().manual_seed(5)
+    image = torch.rand(12, 30, generator=gen, dtype=torch.float64) * 50
+    text = torch.randn(12, 6, generator=gen, dtype=torch.float64)
+    table = S3Loss.target_factor([image, text], [0.3, 0.7])
+    index = torch.tensor([4, 0, 11, 4, 7, 2, 2, 9])  # repeated rows too
+    rep = torch.randn(8, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    for include_constant in (True, False):
+        loss = S3Loss(include_constant).gathered(rep, table, index)
+        target = 0.3 * _np_cos(image[index].numpy()) + 0.7 * _np_cos(text[index].numpy())
+        expected = float(np.mean((_np_cos(rep.detach().numpy()) - target) ** 2))
+        if not include_constant:
+            expected -= float(np.mean(target**2))
+        assert loss.item() == pytest.approx(expected, rel=1e-6, abs=1e-8)  # float32 table
+    # gradient: against autograd through the dense B x B definition
+    gathered = torch.autograd.grad(S3Loss().gathered(rep, table, index), rep)[0]
+    rep_hat = torch.nn.functional.normalize(rep, dim=-1)
+    dense = ((rep_hat @ rep_hat.t() - torch.from_numpy(target)) ** 2).mean()
+    torch.testing.assert_close(gathered, torch.autograd.grad(dense, rep)[0])
+    with pytest.raises(ValueError, match="one entry per"):
+        S3Loss().gathered(rep, table, index[:5])
+
+
+def test_s3_gathered_bfloat16_table_is_close():
+    gen = torch.Generator().manual_seed(6)
+    table = S3Loss.target_factor([torch.randn(50, 300, generator=gen)], [1.0])
+    index = torch.randint(0, 50, (40,), generator=gen)
+    rep = torch.randn(40, 16, generator=gen, requires_grad=True)
+    exact = S3Loss().gathered(rep, table, index)
+    grad_exact = torch.autograd.grad(exact, rep)[0]
+    low = S3Loss().gathered(rep, table.bfloat16(), index)
+    grad_low = torch.autograd.grad(low, rep)[0]
+    assert low.dtype == torch.float32 and grad_low.dtype == torch.float32
+    assert low.item() == pytest.approx(exact.item(), rel=2e-2)
+    assert F.cosine_similarity(grad_low.flatten(), grad_exact.flatten(), dim=0) > 0.999

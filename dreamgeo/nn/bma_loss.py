@@ -11,6 +11,36 @@ from torch import Tensor
 __all__ = ["BMALoss", "BMAParts", "info_nce"]
 
 
+class _ScaledInfoNCE(torch.autograd.Function):
+    r"""InfoNCE on already normalized, temperature-scaled rows with one
+    :math:`B \times B` buffer: the forward keeps only the softmax, the backward is two
+    products with it, :math:`\nabla_{\mathbf{A}} = (\mathbf{P} - \mathbf{I})
+    \hat{\mathbf{P}} / B` and :math:`\nabla_{\hat{\mathbf{P}}} = (\mathbf{P} -
+    \mathbf{I})^\top \mathbf{A} / B`. Autograd through ``cross_entropy`` would
+    materialize five :math:`B \times B` tensors (logits, scaled logits, log-softmax and
+    their gradients) and run a division, a gather and a scatter over them."""
+
+    @staticmethod
+    def forward(ctx, scaled_anchor: Tensor, positive: Tensor) -> Tensor:
+        log_probs = torch.log_softmax(scaled_anchor @ positive.t(), dim=-1)
+        loss = -log_probs.diagonal().mean()
+        probs = log_probs.exp_()
+        ctx.save_for_backward(scaled_anchor, positive, probs)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output: Tensor):
+        scaled_anchor, positive, probs = ctx.saved_tensors
+        scale = grad_output / probs.size(0)
+        grad_anchor = grad_positive = None
+        if ctx.needs_input_grad[0]:
+            grad_anchor = (probs @ positive - positive) * scale
+        if ctx.needs_input_grad[1]:
+            grad_positive = (probs.t() @ scaled_anchor - scaled_anchor) * scale
+        return grad_anchor, grad_positive
+
+
 def info_nce(anchor: Tensor, positive: Tensor, tau: float = 0.2) -> Tensor:
     r"""InfoNCE with in-batch negatives on L2-normalized rows, averaged over the batch:
 
@@ -18,6 +48,11 @@ def info_nce(anchor: Tensor, positive: Tensor, tau: float = 0.2) -> Tensor:
         \frac{1}{B} \sum_{k=1}^{B} -\log \frac{\exp(\hat{\mathbf{a}}_k^\top
         \hat{\mathbf{p}}_k / \tau)}{\sum_{j=1}^{B} \exp(\hat{\mathbf{a}}_k^\top
         \hat{\mathbf{p}}_j / \tau)}, \qquad \hat{\mathbf{x}} = \mathbf{x} / \|\mathbf{x}\|_2
+
+    Equal to ``F.cross_entropy(normalize(anchor) @ normalize(positive).T / tau,
+    arange(B))`` with its gradients, at about half the time and a fifth of the
+    :math:`B \times B` memory (a fused softmax and a hand-written backward; not twice
+    differentiable).
 
     Args:
         anchor (torch.Tensor): Anchors ``[B, d]``.
@@ -28,9 +63,13 @@ def info_nce(anchor: Tensor, positive: Tensor, tau: float = 0.2) -> Tensor:
     Shapes:
         - **output:** scalar
     """
-    logits = F.normalize(anchor, dim=-1) @ F.normalize(positive, dim=-1).t()
-    target = torch.arange(anchor.size(0), device=anchor.device)
-    return F.cross_entropy(logits / tau, target)
+    if anchor.dim() != 2 or anchor.shape != positive.shape:
+        raise ValueError(
+            f"info_nce: anchor and positive must both be [B, d], got {tuple(anchor.shape)} "
+            f"and {tuple(positive.shape)}"
+        )
+    scaled_anchor = F.normalize(anchor, dim=-1) / tau
+    return _ScaledInfoNCE.apply(scaled_anchor, F.normalize(positive, dim=-1))
 
 
 class BMAParts(NamedTuple):

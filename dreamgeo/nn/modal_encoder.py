@@ -39,6 +39,13 @@ class ModalEncoder(torch.nn.Module):
     (:obj:`use_graph=False`) :math:`\bar{\mathbf{E}}_m = \hat{\mathbf{E}}_m`, and no
     graph is stored or multiplied.
 
+    Features stored in a lower precision than the parameters (e.g. ``bfloat16``, see
+    :class:`~dreamgeo.nn.DREAM`'s ``feature_dtype``) are projected in that precision,
+    with the weights cast to it, and the projection is cast back to the parameters'
+    dtype: the only large product of the encoder runs on the fast low-precision path,
+    the graphs and gates stay in ``float32``, and the gradients reach ``float32``
+    weights.
+
     Args:
         in_channels (int): Feature size :math:`d_m`.
         out_channels (int): Representation size :math:`d`.
@@ -72,6 +79,17 @@ class ModalEncoder(torch.nn.Module):
         torch.nn.init.xavier_uniform_(self.projection.weight)
         torch.nn.init.zeros_(self.projection.bias)
 
+    def project(self, item_features: Tensor) -> Tensor:
+        r""":math:`\mathbf{E}_m^i \mathbf{W}_m + \mathbf{b}_m` ``[N, d]`` in the
+        parameters' dtype, computed in the features' dtype when that is lower."""
+        weight, bias = self.projection.weight, self.projection.bias
+        if item_features.dtype == weight.dtype:
+            return self.projection(item_features)
+        out = torch.nn.functional.linear(
+            item_features, weight.to(item_features.dtype), bias.to(item_features.dtype)
+        )
+        return out.to(weight.dtype)
+
     def forward(
         self,
         item_features: Tensor,
@@ -81,7 +99,7 @@ class ModalEncoder(torch.nn.Module):
         user_graph: SparseOperator | None = None,
         item_graph: SparseOperator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        item = self.projection(item_features)
+        item = self.project(item_features)
         user = user_mean(item)
         if self.use_gate:
             item = torch.sigmoid(item) * item_id_embedding

@@ -10,6 +10,50 @@ from torch import Tensor
 
 __all__ = ["S3Loss"]
 
+#: Rows of the factor table gathered at a time by :meth:`S3Loss.gathered`.
+GATHER_CHUNK_ROWS = 256
+
+
+def _product_dtype(emb_dtype: torch.dtype, table_dtype: torch.dtype) -> torch.dtype:
+    # a half-precision table is multiplied in its own precision (the point of storing it
+    # so); otherwise the usual promotion
+    if table_dtype in (torch.bfloat16, torch.float16):
+        return table_dtype
+    return torch.promote_types(emb_dtype, table_dtype)
+
+
+class _GatheredCross(torch.autograd.Function):
+    r""":math:`\mathbf{M} = \hat{\mathbf{E}}^\top \mathbf{Z}[\mathrm{index}]` with
+    the rows of the (constant) factor table gathered a block at a time, in the forward
+    and again in the backward (:math:`\nabla_{\hat{\mathbf{E}}} =
+    \mathbf{Z}[\mathrm{index}] \nabla_{\mathbf{M}}^\top`), so the ``[B, D]`` gathered
+    factor never exists: on a 2-core CPU, allocating it afresh every step (page faults)
+    cost more than the product itself."""
+
+    @staticmethod
+    def forward(ctx, emb: Tensor, table: Tensor, index: Tensor, chunk: int) -> Tensor:
+        dtype = _product_dtype(emb.dtype, table.dtype)
+        cross = emb.new_zeros(emb.size(1), table.size(1))
+        for start in range(0, index.numel(), chunk):
+            rows = table.index_select(0, index[start : start + chunk]).to(dtype)
+            cross += (emb[start : start + chunk].t().to(dtype) @ rows).to(cross.dtype)
+        ctx.save_for_backward(index, table)
+        ctx.chunk = chunk
+        return cross
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_cross: Tensor):
+        index, table = ctx.saved_tensors
+        chunk = ctx.chunk
+        dtype = _product_dtype(grad_cross.dtype, table.dtype)
+        grad_t = grad_cross.t().to(dtype)
+        grad_emb = grad_cross.new_empty(index.numel(), grad_cross.size(0))
+        for start in range(0, index.numel(), chunk):
+            rows = table.index_select(0, index[start : start + chunk]).to(dtype)
+            grad_emb[start : start + chunk] = rows @ grad_t
+        return grad_emb, None, None, None
+
 
 class S3Loss(torch.nn.Module):
     r"""The Similarity Supervised Signal of "DREAM: A Dual Representation Learning Model
@@ -102,9 +146,39 @@ class S3Loss(torch.nn.Module):
         factor = factor.detach().to(emb.dtype)
         loss = (emb.t() @ emb).pow(2).sum() - 2 * (emb.t() @ factor).pow(2).sum()
         if self.include_constant:
-            small = factor if factor.size(1) <= batch_size else factor.t()
-            loss = loss + (small.t() @ small).pow(2).sum()
+            loss = loss + self._constant(factor)
         return loss / batch_size**2
+
+    def gathered(self, representation: Tensor, factor_table: Tensor, index: Tensor) -> Tensor:
+        r"""The loss of :meth:`from_factor` with the factor
+        ``factor_table[index]``, without materializing that ``[B, D]`` gather: its rows
+        are read :data:`GATHER_CHUNK_ROWS` at a time in the forward and again in the
+        backward. A ``bfloat16`` table is multiplied in ``bfloat16`` (results in the
+        representation's dtype).
+
+        Args:
+            representation (torch.Tensor): Learned representations of the batch ``[B, d]``.
+            factor_table (torch.Tensor): :meth:`target_factor` of all rows ``[R, D]``.
+            index (torch.Tensor): Row of the table of each batch row ``[B]``.
+        """
+        batch_size = representation.size(0)
+        if index.dim() != 1 or index.numel() != batch_size:
+            raise ValueError(
+                f"S3Loss: index must have one entry per representation row ({batch_size}), "
+                f"got shape {tuple(index.shape)}"
+            )
+        emb = F.normalize(representation, dim=-1)
+        table = factor_table.detach()
+        cross = _GatheredCross.apply(emb, table, index, GATHER_CHUNK_ROWS)
+        loss = (emb.t() @ emb).pow(2).sum() - 2 * cross.pow(2).sum()
+        if self.include_constant:
+            loss = loss + self._constant(table.index_select(0, index).to(emb.dtype))
+        return loss / batch_size**2
+
+    @staticmethod
+    def _constant(factor: Tensor) -> Tensor:
+        small = factor if factor.size(1) <= factor.size(0) else factor.t()
+        return (small.t() @ small).pow(2).sum()
 
     def extra_repr(self) -> str:
         return f"include_constant={self.include_constant}"
