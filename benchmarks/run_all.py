@@ -351,7 +351,11 @@ def table_scale(args: argparse.Namespace) -> str:
         print(f"[D] relation graphs of {args.scale_preset} ...", file=sys.stderr, flush=True)
         graphs = run_worker(HERE / "scale.py", ["graphs", *data, "--cache-dir", cache, *search])
         print(f"[D] DREAM epoch and evaluation on {args.scale_preset} ...", file=sys.stderr)
-        dream = run_worker(HERE / "scale.py", ["dream", *data, "--cache-dir", cache, *search])
+        dream = run_worker(
+            HERE / "scale.py",
+            ["dream", *data, "--cache-dir", cache, *search]
+            + ["--feature-dtype", args.dream_feature_dtypes[0]],
+        )
     parts = []
     if "error" in graphs:
         parts.append(f"graph build failed: {graphs['error']}")
@@ -403,7 +407,8 @@ def table_scale(args: argparse.Namespace) -> str:
             ],
             ["DREAM construction (S3 factors, operators)", _s(dream["build_seconds"], 1), ""],
             [
-                f"one DREAM training epoch ({dream['steps']} steps)",
+                f"one DREAM training epoch ({dream['steps']} steps, "
+                f"{dream.get('feature_dtype', 'float32')} features)",
                 _s(dream["epoch_seconds"], 1),
                 "",
             ],

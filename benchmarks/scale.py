@@ -139,6 +139,7 @@ def _dream(args: argparse.Namespace) -> dict:
     graph_seconds = time.perf_counter() - tic
     train_args = build_parser().parse_args(
         ["train", "--model", "dream", "--preset", args.preset, "--device", args.device]
+        + ["--feature-dtype", args.feature_dtype]
     )
     tic = time.perf_counter()
     model = build_model("dream", data, vars(train_args), cache_dir=None)
@@ -162,6 +163,7 @@ def _dream(args: argparse.Namespace) -> dict:
         "users": int(data["user"].num_nodes),
         "items": int(data["item"].num_nodes),
         "steps": len(trainer.sampler),
+        "feature_dtype": args.feature_dtype,
         "graph_load_seconds": graph_seconds,
         "build_seconds": build_seconds,
         "epoch_seconds": epoch_seconds,
@@ -245,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--cache-dir", default=None)
         _add_search_arguments(sub)
     dream.add_argument("--batch-size", type=int, default=2048)
+    dream.add_argument("--feature-dtype", choices=("float32", "bfloat16"), default="float32")
     curve = commands.add_parser("curve")
     curve.add_argument("--rows", type=int, required=True)
     curve.add_argument("--dim", type=int, default=384)

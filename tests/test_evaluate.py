@@ -185,7 +185,10 @@ def test_evaluate_scores_equals_evaluate_for_dot_products():
     user_emb = torch.randn(num_users, 8, generator=generator)
     item_emb = torch.randn(num_items, 8, generator=generator)
     evaluator = FullRankEvaluator(train, splits, num_users, num_items, ks=KS, batch_size=9)
+    before = user_emb.clone(), item_emb.clone()
+    # batches of 9 users share one score buffer (the last one a 7-row slice of it)
     direct = evaluator.evaluate(user_emb, item_emb)
+    assert torch.equal(user_emb, before[0]) and torch.equal(item_emb, before[1])
     through_fn = evaluator.evaluate_scores(lambda users: user_emb[users] @ item_emb.t())
     assert direct == through_fn
     check_against_reference(direct, (user_emb @ item_emb.t()).double(), train, splits, KS)

@@ -19,6 +19,9 @@ r"""The metrics :class:`FullRankEvaluator` reports, in the order of its sums."""
 
 ScoreFn = Callable[[Tensor], Tensor]
 
+# attribute of a score function whose returned views may be overwritten (internal)
+_WRITES_SCRATCH = "_dreamgeo_writes_scratch"
+
 
 def _check_edge_index(edge_index: Tensor, num_users: int, num_items: int, name: str):
     if not isinstance(edge_index, Tensor) or edge_index.dim() != 2:
@@ -103,10 +106,11 @@ class FullRankEvaluator:
 
     All work is vectorized per batch of users: one ``[B, N]`` score block with
     the training items set to :math:`-\infty` from a CSR of the training
-    interactions, one ``topk``, a ``[B, N]`` matrix of bit flags (bit 0
-    training, bit :math:`s + 1` held out in split :math:`s`) gathered at the
-    top items, and every metric from cumulative sums of the ``[S, B, max K]``
-    hit matrix. Memory is :math:`O(B \cdot N)`; no loop over users.
+    interactions, one ``topk``, the bit flags of the top items (bit 0 training,
+    bit :math:`s + 1` held out in split :math:`s`) found by binary search among
+    the sorted (user, item) keys of all flagged pairs, and every metric from
+    cumulative sums of the ``[S, B, max K]`` hit matrix. Memory is
+    :math:`O(B \cdot N)` (the score block); no loop over users.
 
     Args:
         train_edge_index (torch.Tensor): Training interactions (row 0 users,
@@ -187,7 +191,7 @@ class FullRankEvaluator:
             heldout_count.append(torch.bincount(keys // num_items, minlength=num_users))
         self._heldout_count = torch.stack(heldout_count)  # [S, M]
         keys, inverse = torch.unique(torch.cat(flag_keys), sorted=True, return_inverse=True)
-        self._flag_rowptr, self._flag_col = _csr_from_keys(keys, num_users, num_items)
+        self._flag_keys = keys
         self._flag_bit = torch.zeros_like(keys).scatter_add_(0, inverse, torch.cat(flag_bits))
         self._flag_dtype = torch.int16 if len(self.split_names) < 15 else torch.int32
 
@@ -208,20 +212,22 @@ class FullRankEvaluator:
                 for tensor in (
                     self._train_rowptr,
                     self._train_col,
-                    self._flag_rowptr,
-                    self._flag_col,
+                    self._flag_keys,
                     self._flag_bit.to(self._flag_dtype),
                     self._heldout_count,
                 )
             )
         return self._device_state[device]
 
-    def _masked_top_items(self, users: Tensor, scores: Tensor, k: int) -> Tensor:
+    def _masked_top_items(
+        self, users: Tensor, scores: Tensor, k: int, writable: bool = False
+    ) -> Tensor:
         r"""The ``k`` best items ``[B, k]`` of each user in ``users`` (on the
-        device of ``scores``, ``[B, N]``) once their training items are masked."""
+        device of ``scores``, ``[B, N]``) once their training items are masked
+        (in place when ``scores`` is not a view, or is ``writable`` scratch)."""
         device = scores.device
         rowptr, col = self._state_on(device)[:2]
-        if scores._is_view():  # never write -inf into the caller's tensor
+        if scores._is_view() and not writable:  # never write -inf into the caller's tensor
             scores = scores.clone()
         local_row, entry = _csr_rows(rowptr, users)
         scores.index_put_(
@@ -231,9 +237,12 @@ class FullRankEvaluator:
 
     def _scored_batches(
         self, score_fn: ScoreFn, users: Tensor | None
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        r"""Yields ``(batch_users, scores)`` with ``batch_users`` on the device
-        of ``scores``, after checking the indices and the score shapes."""
+    ) -> Iterator[tuple[Tensor, Tensor, bool]]:
+        r"""Yields ``(batch_users, scores, writable)`` with ``batch_users`` on the
+        device of ``scores``, after checking the indices and the score shapes;
+        ``writable``: the scores are scratch of :meth:`evaluate` that may be
+        masked in place although they are a view."""
+        writable = getattr(score_fn, _WRITES_SCRATCH, False)
         if users is None:
             users = self.eval_users
         users = users.long().view(-1)
@@ -249,7 +258,7 @@ class FullRankEvaluator:
                     f"evaluate.py: score_fn returned shape {list(scores.shape)} for "
                     f"{batch.numel()} users; expected [{batch.numel()}, {self.num_items}]"
                 )
-            yield batch.to(scores.device), scores
+            yield batch.to(scores.device), scores, writable
 
     @torch.no_grad()
     def top_items(self, score_fn: ScoreFn, users: Tensor, k: int | None = None) -> Tensor:
@@ -270,24 +279,27 @@ class FullRankEvaluator:
         if not 0 < k <= self.num_items:
             raise ValueError(f"evaluate.py: k must lie in [1, {self.num_items}], got {k}")
         tops = [
-            self._masked_top_items(batch, scores, k)
-            for batch, scores in self._scored_batches(score_fn, users)
+            self._masked_top_items(batch, scores, k, writable)
+            for batch, scores, writable in self._scored_batches(score_fn, users)
         ]
         if not tops:
             return torch.empty(0, k, dtype=torch.long)
         return torch.cat(tops)
 
-    def _batch_sums(self, users: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+    def _batch_sums(
+        self, users: Tensor, scores: Tensor, writable: bool = False
+    ) -> tuple[Tensor, Tensor]:
         r"""Metric sums ``[S, len(metric_names)]`` and user counts ``[S]`` of one
         batch of users with scores ``[B, N]``."""
         device = scores.device
-        _, _, flag_rowptr, flag_col, flag_bit, heldout_count = self._state_on(device)
-        top_items = self._masked_top_items(users, scores, self.max_k)  # [B, maxK]
-        flags = torch.zeros(scores.shape, dtype=self._flag_dtype, device=device)
-        local_row, entry = _csr_rows(flag_rowptr, users)
-        flags[local_row, flag_col[entry]] = flag_bit[entry]
-        top_flags = flags.gather(1, top_items)  # [B, maxK]
-        del flags
+        _, _, flag_keys, flag_bit, heldout_count = self._state_on(device)
+        top_items = self._masked_top_items(users, scores, self.max_k, writable)  # [B, maxK]
+        # flags of the top items only: binary search of their (user, item) keys among the
+        # sorted keys of all flagged pairs, O(B maxK log E) instead of a [B, N] flag matrix
+        query = users.view(-1, 1) * self.num_items + top_items
+        position = torch.searchsorted(flag_keys, query).clamp_(max=flag_keys.numel() - 1)
+        found = flag_keys[position] == query
+        top_flags = torch.where(found, flag_bit[position], 0).to(self._flag_dtype)  # [B, maxK]
         shifts = torch.arange(1, len(self.split_names) + 1, device=device, dtype=top_flags.dtype)
         hits = (top_flags.unsqueeze(0) >> shifts.view(-1, 1, 1)) & 1  # [S, B, maxK]
         if self._short_list_users:  # masked items fill the tail of short lists
@@ -350,8 +362,8 @@ class FullRankEvaluator:
         """
         sums: Tensor | None = None
         counts: Tensor | None = None
-        for batch, scores in self._scored_batches(score_fn, users):
-            batch_sums, batch_counts = self._batch_sums(batch, scores)
+        for batch, scores, writable in self._scored_batches(score_fn, users):
+            batch_sums, batch_counts = self._batch_sums(batch, scores, writable)
             sums = batch_sums if sums is None else sums + batch_sums
             counts = batch_counts if counts is None else counts + batch_counts
         if sums is None or counts is None:
@@ -446,9 +458,18 @@ class FullRankEvaluator:
                 f"and {self.num_items} items"
             )
         item_emb_t = item_emb.t()
+        scratch: list[Tensor] = []
 
+        # every batch's [B, N] scores go into one buffer: a fresh multi-hundred-MB
+        # block per batch costs as much in page faults as the product itself (CPU)
         def dot_scores(batch: Tensor) -> Tensor:
-            return user_emb[batch.to(user_emb.device)] @ item_emb_t
+            rows = user_emb[batch.to(user_emb.device)]
+            if not scratch:
+                dtype = torch.promote_types(rows.dtype, item_emb_t.dtype)
+                scratch.append(rows.new_empty(self.batch_size, self.num_items, dtype=dtype))
+            return torch.mm(rows, item_emb_t, out=scratch[0][: rows.size(0)])
+
+        setattr(dot_scores, _WRITES_SCRATCH, True)
 
         return self.evaluate_scores(dot_scores, users, distributed)
 
