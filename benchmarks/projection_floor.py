@@ -10,6 +10,13 @@ epoch (as many batches as the BPR sampler makes at ``--batch-size``). Two floors
 * **batch items**: every step projects only the batch's positive and negative items
   (``2B`` rows), the floor of a model whose modal line touched only its batch.
 
+* **dense objective**: the all-items projections plus every other dense product of a
+  DREAM step at the same shapes, as bare matrix products: for each of BMA's four InfoNCE
+  terms the ``[B, d] @ [d, B]`` logits and the two ``[B, B] @ [B, d]`` products of their
+  backward, and for each of the two S3 terms ``[d, B] @ [B, D]`` and ``[B, D] @ [D, d]``
+  (``D`` = the summed feature dimensions). No softmax, gather, graph or optimizer work:
+  the matrix-product floor of DREAM's objective as the paper defines it.
+
 With ``--feature-dtype bfloat16`` the features are stored in ``bfloat16`` and projected
 as DREAM does with that setting (``ModalEncoder.project``: weights cast to ``bfloat16``,
 result and gradients back in ``float32``).
@@ -87,8 +94,31 @@ def main(argv: list[str] | None = None) -> None:
             for m in features:
                 step(m, rows)
 
+    batch, dim = args.batch_size, args.embedding_dim
+    total_dim = sum(x.size(1) for x in features.values())
+    anchor = torch.randn(batch, dim, device=device)
+    positive = torch.randn(batch, dim, device=device)
+    probs = torch.softmax(anchor @ positive.t(), dim=-1)
+    factor = torch.randn(batch, total_dim, device=device).to(dtype)
+
+    def dense_objective_epoch() -> None:
+        for _ in batch_items:
+            for m in features:
+                step(m, None)
+            for _ in range(4):  # BIA, MIA, inter-user, inter-item
+                anchor @ positive.t()
+                probs @ positive
+                probs.t() @ anchor
+            for _ in range(2):  # S3 of the users and of the items
+                cross = anchor.t().to(dtype) @ factor
+                factor @ cross.t()
+
     results = {}
-    for name, epoch in (("all_items", all_items_epoch), ("batch_items", batch_items_epoch)):
+    for name, epoch in (
+        ("all_items", all_items_epoch),
+        ("batch_items", batch_items_epoch),
+        ("dense_objective", dense_objective_epoch),
+    ):
         epoch()  # warm-up
         seconds = []
         for _ in range(max(1, args.repeats)):
@@ -107,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
             "dims": {m: int(x.size(1)) for m, x in features.items()},
             "all_items_seconds": results["all_items"],
             "batch_items_seconds": results["batch_items"],
+            "dense_objective_seconds": results["dense_objective"],
             "rows_per_batch": int(sum(r.numel() for r in batch_items) / max(1, len(batch_items))),
         }
     )

@@ -267,6 +267,10 @@ def table_floor(args: argparse.Namespace, dreams: dict[str, dict[str, Any]]) -> 
         for key, label in (
             ("all_items_seconds", f"all {floor['num_items']} items per step (what DREAM needs)"),
             ("batch_items_seconds", f"batch items only ({floor['rows_per_batch']} rows per step)"),
+            (
+                "dense_objective_seconds",
+                "all items + every dense product of BMA's 4 InfoNCE and the 2 S3 terms",
+            ),
         ):
             multiple = None if epoch is None else epoch / floor[key]
             rows.append(
@@ -287,7 +291,11 @@ def table_floor(args: argparse.Namespace, dreams: dict[str, dict[str, Any]]) -> 
         f"feature dtypes and projected as DREAM projects them; each DREAM epoch is divided "
         f"by the floor of its own dtype. DREAM's modal line propagates every item's "
         f"projection over the item–item graph and averages it to every user, so each step "
-        f"needs all items: the all-items floor is the one DREAM is held to."
+        f"needs all items: the all-items floor is the one DREAM is held to. The last row "
+        f"of each dtype adds, as bare matrix products at the same shapes, the logits and "
+        f"backward products of the four 2048 × 2048 InfoNCE terms and the S3 products "
+        f"against the [B, Σd_m] target factors: the matrix-product floor of DREAM's "
+        f"whole objective."
     )
     return notes + "\n\n" + markdown_table(header, rows)
 
