@@ -301,39 +301,34 @@ def table_floor(args: argparse.Namespace, dreams: dict[str, dict[str, Any]]) -> 
 
 
 # --------------------------------------------------------------------------- C
-def table_profile(args: argparse.Namespace) -> str:
+def table_profile(args: argparse.Namespace, models: list[str]) -> str:
     from step_profile import PARTS
 
     results = {}
-    runs = [(dream_label(d), "dream", d) for d in args.dream_feature_dtypes]
-    for label, model, dtype in [*runs, ("lightgcn", "lightgcn", "float32")]:
+    for label, model, dtype in _model_runs(args, models):
         print(f"[C] profile {label} ...", file=sys.stderr, flush=True)
         results[label] = run_worker(
             HERE / "step_profile.py",
             ["--model", model, "--preset", args.preset, "--data-root", args.data_root]
             + ["--device", args.device, "--feature-dtype", dtype],
         )
-    header = ["part"]
-    for model in results:
-        header += [f"{model} (s)", f"{model} (%)"]
+    header = ["model", "epoch (s)", *PARTS, "untimed"]
     rows = []
-    for part in (*PARTS, "untimed", "epoch"):
-        row = [part]
-        for result in results.values():
-            if "error" in result:
-                row += [f"failed: {result['error']}" if part == "epoch" else "", ""]
-                continue
-            total = result["epoch_seconds"]
-            value = {"untimed": result["untimed_seconds"], "epoch": total}.get(
-                part, result["parts"].get(part, 0.0)
-            )
-            row += [_s(value), f"{100 * value / total:.1f}"]
-        rows.append(row)
+    for label, result in results.items():
+        if "error" in result:
+            rows.append(_error_row(label, result, len(header)))
+            continue
+        total = result["epoch_seconds"]
+        values = [result["parts"].get(part, 0.0) for part in PARTS]
+        values.append(result["untimed_seconds"])
+        rows.append([label, _s(total)] + [f"{_s(v)} ({100 * v / total:.0f} %)" for v in values])
     notes = (
-        "One epoch after 3 warm-up steps, exclusive wall time of each part (see "
-        "benchmarks/README.md for what each part covers; the projections' backward is in "
-        "*backward*). Timers add a little overhead, so the epoch is slightly slower than "
-        "in table A."
+        "One epoch of each model of table A after 3 warm-up steps: exclusive wall time of "
+        "each part in seconds (share of the epoch). See benchmarks/README.md for what each "
+        "part covers; every backward, the projections' included, is in *backward*; loss "
+        "terms a model computes inline (not through BPRLoss, BMALoss or S3Loss) count as "
+        "*loss glue*. Timers add a little overhead, so epochs are slightly slower than in "
+        "table A."
     )
     return notes + "\n\n" + markdown_table(header, rows)
 
@@ -595,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         add("B", table_floor(args, dreams))
     if "C" in args.tables:
-        add("C", table_profile(args))
+        add("C", table_profile(args, models))
     if "D" in args.tables:
         add("D", table_scale(args))
     if "E" in args.tables:
