@@ -307,6 +307,8 @@ def _check_model_arguments(name: str, args: dict[str, Any], modalities: list[str
     if name != "dream":
         if ablation != "full":
             raise CommandLineError("--ablation applies to --model dream only")
+        if args.get("feature_dtype", "float32") != "float32":
+            raise CommandLineError("--feature-dtype applies to --model dream only")
         if args.get("bma") and name not in BMA_PLUGIN_MODELS:
             raise CommandLineError(
                 f"--bma: {name} has no behaviour/modal split; use one of "

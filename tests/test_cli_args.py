@@ -16,7 +16,8 @@ Cases:
   ``--data-root`` (or ``none``); a dataset folder without ``NAME.inter`` is an error; the
   default ``--dataset baby`` with no files keeps falling back to the planted preset;
   ``--preset`` overrides ``--dataset``;
-* model flags that do not fit together: ``--ablation`` with a baseline, ``--bma`` with
+* model flags that do not fit together: ``--ablation`` or ``--feature-dtype bfloat16``
+  with a baseline, ``--bma`` with
   DREAM or with a model without a modal line, an encoder ablation of a missing modality;
 * ``recommend --top-k 0``, ``generate --preset nope`` (nothing written);
 * one subprocess run: the real console entry point prints no traceback.
@@ -126,6 +127,10 @@ def test_bad_flag_values_stop_before_data(tmp_path, capsys, no_data, flags, mess
         ),
         (["--modal-weights", "image=1"], "--modal-weights names ['image'], but the data"),
         (["--ablation", "no_s3", "--model", "lightgcn"], "--ablation applies to --model dream"),
+        (
+            ["--feature-dtype", "bfloat16", "--model", "mgcn"],
+            "--feature-dtype applies to --model dream",
+        ),
         (["--bma"], "--bma: DREAM has BMA built in (see --ablation)"),
         (["--bma", "--model", "lightgcn"], "--bma: lightgcn has no behaviour/modal split"),
     ],
