@@ -192,7 +192,8 @@ class DREAM(Recommender):
                 f"DREAM: plain_modalities {unknown} are not modalities of the data {modalities}"
             )
         self.modalities = modalities
-        self.feature_dtype = _feature_dtype(feature_dtype)
+        feature_dtype_name = _feature_dtype_name(feature_dtype)
+        self.feature_dtype = _FEATURE_DTYPES[feature_dtype_name]
         self.modal_weights = _check_modal_weights(
             dict(modal_weights) if modal_weights else default_modal_weights(modalities),
             modalities,
@@ -225,7 +226,7 @@ class DREAM(Recommender):
             use_s3=use_s3,
             use_intra=use_intra,
             use_inter=use_inter,
-            feature_dtype=str(self.feature_dtype).removeprefix("torch."),
+            feature_dtype=feature_dtype_name,
         )
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
@@ -262,8 +263,7 @@ class DREAM(Recommender):
         self.user_graphs = torch.nn.ModuleDict()
         self.item_graphs = torch.nn.ModuleDict()
         features = {m: data[ITEM][feature_key(m)].float() for m in modalities}
-        for m in modalities:
-            x = features[m]
+        for m, x in features.items():
             self.register_buffer(f"features_{m}", x.to(self.feature_dtype), persistent=False)
             plain = m in plain_modalities
             use_graph = m in graph_modalities
@@ -417,13 +417,13 @@ class DREAM(Recommender):
 _FEATURE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def _feature_dtype(dtype: torch.dtype | str) -> torch.dtype:
+def _feature_dtype_name(dtype: torch.dtype | str) -> str:
     name = str(dtype).removeprefix("torch.")
     if name not in _FEATURE_DTYPES:
         raise ValueError(
             f"DREAM: feature_dtype must be one of {sorted(_FEATURE_DTYPES)}, got {dtype!r}"
         )
-    return _FEATURE_DTYPES[name]
+    return name
 
 
 def _search_backend(knn_mode: str, knn_backend: str) -> str:

@@ -219,16 +219,12 @@ class FullRankEvaluator:
             )
         return self._device_state[device]
 
-    def _masked_top_items(
-        self, users: Tensor, scores: Tensor, k: int, writable: bool = False
-    ) -> Tensor:
+    def _masked_top_items(self, users: Tensor, scores: Tensor, k: int) -> Tensor:
         r"""The ``k`` best items ``[B, k]`` of each user in ``users`` (on the
         device of ``scores``, ``[B, N]``) once their training items are masked
-        (in place when ``scores`` is not a view, or is ``writable`` scratch)."""
+        (in place: :meth:`_scored_batches` hands out only writable scores)."""
         device = scores.device
         rowptr, col = self._state_on(device)[:2]
-        if scores._is_view() and not writable:  # never write -inf into the caller's tensor
-            scores = scores.clone()
         local_row, entry = _csr_rows(rowptr, users)
         scores.index_put_(
             (local_row, col[entry]), torch.tensor(float("-inf"), dtype=scores.dtype, device=device)
@@ -237,12 +233,13 @@ class FullRankEvaluator:
 
     def _scored_batches(
         self, score_fn: ScoreFn, users: Tensor | None
-    ) -> Iterator[tuple[Tensor, Tensor, bool]]:
-        r"""Yields ``(batch_users, scores, writable)`` with ``batch_users`` on the
-        device of ``scores``, after checking the indices and the score shapes;
-        ``writable``: the scores are scratch of :meth:`evaluate` that may be
-        masked in place although they are a view."""
-        writable = getattr(score_fn, _WRITES_SCRATCH, False)
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        r"""Yields ``(batch_users, scores)`` with ``batch_users`` on the device
+        of ``scores``, after checking the indices and the score shapes. The
+        scores may be masked in place: a view returned by ``score_fn`` is copied
+        first (never write into the caller's tensor), unless it is the scratch
+        buffer of :meth:`evaluate`."""
+        scratch = getattr(score_fn, _WRITES_SCRATCH, False)
         if users is None:
             users = self.eval_users
         users = users.long().view(-1)
@@ -258,7 +255,9 @@ class FullRankEvaluator:
                     f"evaluate.py: score_fn returned shape {list(scores.shape)} for "
                     f"{batch.numel()} users; expected [{batch.numel()}, {self.num_items}]"
                 )
-            yield batch.to(scores.device), scores, writable
+            if scores._is_view() and not scratch:
+                scores = scores.clone()
+            yield batch.to(scores.device), scores
 
     @torch.no_grad()
     def top_items(self, score_fn: ScoreFn, users: Tensor, k: int | None = None) -> Tensor:
@@ -279,27 +278,25 @@ class FullRankEvaluator:
         if not 0 < k <= self.num_items:
             raise ValueError(f"evaluate.py: k must lie in [1, {self.num_items}], got {k}")
         tops = [
-            self._masked_top_items(batch, scores, k, writable)
-            for batch, scores, writable in self._scored_batches(score_fn, users)
+            self._masked_top_items(batch, scores, k)
+            for batch, scores in self._scored_batches(score_fn, users)
         ]
         if not tops:
             return torch.empty(0, k, dtype=torch.long)
         return torch.cat(tops)
 
-    def _batch_sums(
-        self, users: Tensor, scores: Tensor, writable: bool = False
-    ) -> tuple[Tensor, Tensor]:
+    def _batch_sums(self, users: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
         r"""Metric sums ``[S, len(metric_names)]`` and user counts ``[S]`` of one
         batch of users with scores ``[B, N]``."""
         device = scores.device
         _, _, flag_keys, flag_bit, heldout_count = self._state_on(device)
-        top_items = self._masked_top_items(users, scores, self.max_k, writable)  # [B, maxK]
+        top_items = self._masked_top_items(users, scores, self.max_k)  # [B, maxK]
         # flags of the top items only: binary search of their (user, item) keys among the
         # sorted keys of all flagged pairs, O(B maxK log E) instead of a [B, N] flag matrix
         query = users.view(-1, 1) * self.num_items + top_items
         position = torch.searchsorted(flag_keys, query).clamp_(max=flag_keys.numel() - 1)
         found = flag_keys[position] == query
-        top_flags = torch.where(found, flag_bit[position], 0).to(self._flag_dtype)  # [B, maxK]
+        top_flags = torch.where(found, flag_bit[position], 0)  # [B, maxK], flag dtype
         shifts = torch.arange(1, len(self.split_names) + 1, device=device, dtype=top_flags.dtype)
         hits = (top_flags.unsqueeze(0) >> shifts.view(-1, 1, 1)) & 1  # [S, B, maxK]
         if self._short_list_users:  # masked items fill the tail of short lists
@@ -362,8 +359,8 @@ class FullRankEvaluator:
         """
         sums: Tensor | None = None
         counts: Tensor | None = None
-        for batch, scores, writable in self._scored_batches(score_fn, users):
-            batch_sums, batch_counts = self._batch_sums(batch, scores, writable)
+        for batch, scores in self._scored_batches(score_fn, users):
+            batch_sums, batch_counts = self._batch_sums(batch, scores)
             sums = batch_sums if sums is None else sums + batch_sums
             counts = batch_counts if counts is None else counts + batch_counts
         if sums is None or counts is None:
