@@ -1,7 +1,16 @@
-r"""Datasets: the MMRec on-disk format (:class:`MMRecDataset`), the planted
-synthetic generator (:func:`generate_planted`, :func:`write_planted`) and the
-shared :class:`~torch_geometric.data.HeteroData` schema."""
+r"""Datasets: the MMRec on-disk format (:class:`MMRecDataset`), the real
+datasets embedded in the package (:func:`load`, :data:`EMBEDDED_DATASETS`),
+the planted synthetic generator (:func:`generate_planted`,
+:func:`write_planted`), the cache-folder rule (:mod:`dreamgeo.datasets.cache`)
+and the shared :class:`~torch_geometric.data.HeteroData` schema."""
 
+from dreamgeo.datasets.cache import resolve_cache_dir, user_cache_root
+from dreamgeo.datasets.embedded import (
+    EMBEDDED_DATASETS,
+    EmbeddedDataset,
+    embedded_checksum,
+    load,
+)
 from dreamgeo.datasets.mmrec import MMRecDataset
 from dreamgeo.datasets.planted import (
     PLANTED_PRESETS,
@@ -15,6 +24,12 @@ from dreamgeo.datasets.schema import __all__ as _schema_all
 
 __all__ = [
     "MMRecDataset",
+    "load",
+    "EMBEDDED_DATASETS",
+    "EmbeddedDataset",
+    "embedded_checksum",
+    "resolve_cache_dir",
+    "user_cache_root",
     "generate_planted",
     "write_planted",
     "PLANTED_PRESETS",

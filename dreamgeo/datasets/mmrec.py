@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData, InMemoryDataset
 
+from dreamgeo.datasets.cache import resolve_cache_dir
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key
 
 __all__ = ["MMRecDataset", "read_mmrec"]
@@ -82,11 +83,17 @@ class MMRecDataset(InMemoryDataset):
     that is empty, truncated, followed by extra bytes, not 2-D, not float,
     without rows or columns, or holding NaN or infinite values.
 
-    The processed :class:`HeteroData` is cached in ``root/name/processed``
-    under a name that fingerprints the raw files (size, modification time,
-    inode and the first and last 64 KiB of each) and the modality mapping, so
-    a changed file is not served from a stale cache; ``force_reload=True``
-    re-reads unconditionally.
+    The processed :class:`HeteroData` is cached under a name that
+    fingerprints the raw files (size, modification time, inode and the first
+    and last 64 KiB of each) and the modality mapping, so a changed file is
+    not served from a stale cache; ``force_reload=True`` re-reads
+    unconditionally. The cache goes to the ``processed`` sub-folder of
+    :func:`~dreamgeo.datasets.cache.resolve_cache_dir`: ``cache_dir/<key>`` if
+    ``cache_dir`` is given, else ``root/name`` if that folder is writable, else
+    the per-user cache (``$DREAMGEO_CACHE_DIR`` or
+    ``platformdirs.user_cache_dir("dreamgeo")``) ``/<key>``; ``<key>`` is the
+    dataset folder's name and a hash of its path. A read-only dataset folder
+    is read, never written.
 
     Args:
         root (str or Path): The folder that holds the dataset folder ``name``.
@@ -104,6 +111,9 @@ class MMRecDataset(InMemoryDataset):
             exists. (default: :obj:`False`)
         log (bool, optional): Print PyG's "Processing..." messages.
             (default: :obj:`True`)
+        cache_dir (str or Path, optional): Where to keep the processed cache
+            (in a sub-folder per dataset folder) instead of ``root/name`` or
+            the per-user cache. (default: :obj:`None`)
 
     Shapes:
         - **output:** ``data['item'].x_<m>`` float32 :math:`[N, d_m]`;
@@ -125,6 +135,7 @@ class MMRecDataset(InMemoryDataset):
         transform: Callable[[HeteroData], HeteroData] | None = None,
         force_reload: bool = False,
         log: bool = True,
+        cache_dir: str | os.PathLike | None = None,
     ) -> None:
         self.name = name
         self._root_path = Path(root).expanduser()
@@ -141,6 +152,7 @@ class MMRecDataset(InMemoryDataset):
         if self._missing_files():
             self.download()
         self._fingerprint = self._compute_fingerprint()
+        self._processed_dir = resolve_cache_dir(self._dataset_dir, cache_dir) / "processed"
         super().__init__(str(self._root_path), transform, force_reload=force_reload, log=log)
         self.load(self.processed_paths[0], data_cls=HeteroData)
 
@@ -173,7 +185,7 @@ class MMRecDataset(InMemoryDataset):
 
     @property
     def processed_dir(self) -> str:
-        return str(self._dataset_dir / "processed")
+        return str(self._processed_dir)
 
     @property
     def raw_file_names(self) -> list[str]:
