@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dreamgeo.graph import knn_graph_cosine, knn_recall
-from dreamgeo.graph.knn import _TorchFlatIP
+from dreamgeo.graph.knn_torch import TorchFlatIP
 
 
 def brute_force_topk(x: np.ndarray, k: int) -> list[set[int]]:
@@ -133,7 +133,7 @@ def test_invalid_inputs_are_named():
 def test_torch_search_in_small_blocks_matches_faiss():
     x = np.random.default_rng(9).standard_normal((700, 24)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    index = _TorchFlatIP(700, 24, torch.device("cpu"), scratch_bytes=4 * 700 * 33)
+    index = TorchFlatIP(700, 24, torch.device("cpu"), scratch_bytes=4 * 700 * 33)
     index.add(x[:300])
     index.add(x[300:])
     scores, ids = index.search(x[:100], 6)  # 33 queries per product

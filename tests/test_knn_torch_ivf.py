@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dreamgeo.graph import build_relation_graphs, knn_graph_cosine, knn_recall
-from dreamgeo.graph.knn import _bfloat16_is_fast
+from dreamgeo.graph.knn_torch_ivf import bfloat16_is_fast
 
 
 def clustered(n: int, d: int, clusters: int, noise: float, seed: int) -> np.ndarray:
@@ -72,7 +72,7 @@ def test_high_dimensional_rows_use_bfloat16_where_fast_and_rerank_to_exact():
     edge_index = knn_graph_cosine(x, 10, mode="ivf", backend="torch_ivf", nlist=1)
     # bfloat16 products only rank the candidates; float32 re-scoring decides
     assert overlap(neighbours(edge_index, 1500, 10), expected) > 0.99
-    assert isinstance(_bfloat16_is_fast("cpu"), bool)
+    assert isinstance(bfloat16_is_fast("cpu"), bool)
 
 
 def test_rows_whose_probed_lists_are_short_are_searched_exhaustively():

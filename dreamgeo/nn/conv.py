@@ -52,6 +52,16 @@ class BipartiteLGConv(MessagePassing):
     runs PyG's edge-wise :meth:`message` path instead (for checks, and for graphs that
     change every call).
 
+    The layer keeps no per-call state: :meth:`forward` is a pure function of its inputs
+    and of one explicit cache. With :obj:`cached=True` that cache is the normalized
+    operator of the first graph seen (:attr:`_cached_operator`, built by
+    :meth:`user_from_item`), reused for every later call whatever its
+    :obj:`edge_index`, as in PyG's :class:`~torch_geometric.nn.conv.GCNConv` and
+    :class:`~torch_geometric.nn.conv.LGConv`; :meth:`reset_parameters` clears it. With
+    :obj:`cached=False` a call sets no attribute at all, so calls on different graphs can
+    interleave (nested, or from several threads). The fused path hands the transposed
+    matrix to :meth:`message_and_aggregate` as a :meth:`propagate` argument.
+
     Args:
         cached (bool, optional): Cache the normalized adjacency of the first graph seen;
             only valid in transductive settings. (default: :obj:`True`)
@@ -65,15 +75,20 @@ class BipartiteLGConv(MessagePassing):
         - **output:** user features ``[M, d]``, item features ``[N, d]``
     """
 
-    propagate_type = {"x": tuple[Tensor, Tensor], "edge_weight": Optional[Tensor]}  # noqa: UP045
+    propagate_type = {
+        "x": tuple[Tensor, Tensor],
+        "edge_weight": Optional[Tensor],  # noqa: UP045
+        "adj": Optional[Tensor],  # noqa: UP045
+    }
 
     def __init__(self, cached: bool = True, fused: bool = True, **kwargs):
         kwargs.setdefault("aggr", "add")
         super().__init__(**kwargs)
         self.cached = cached
         self.fused = fused
+        # The only state kept across calls: the operator of the first graph seen, set by
+        # user_from_item when cached=True (never when cached=False).
         self._cached_operator: SparseOperator | None = None
-        self._operator_in_use: SparseOperator | None = None
 
     def reset_parameters(self):
         super().reset_parameters()
@@ -96,10 +111,9 @@ class BipartiteLGConv(MessagePassing):
         num_users, num_items = x_user.size(0), x_item.size(0)
         if self.fused:
             operator = self.user_from_item(edge_index, num_users, num_items)
-            self._operator_in_use = operator
-            out_user = self.propagate(operator.matrix, x=(x_item, x_user), edge_weight=None)
-            out_item = self.propagate(operator.matrix_t, x=(x_user, x_item), edge_weight=None)
-            self._operator_in_use = None
+            matrix, matrix_t = operator.matrix, operator.matrix_t
+            out_user = self.propagate(matrix, x=(x_item, x_user), edge_weight=None, adj=matrix_t)
+            out_item = self.propagate(matrix_t, x=(x_user, x_item), edge_weight=None, adj=matrix)
             return out_user, out_item
 
         weight = bipartite_normalized_weight(edge_index, num_users, num_items)
@@ -108,12 +122,14 @@ class BipartiteLGConv(MessagePassing):
             item_to_user,
             x=(x_item, x_user),
             edge_weight=weight,
+            adj=None,
             size=(num_items, num_users),
         )
         out_item = self.propagate(
             edge_index,
             x=(x_user, x_item),
             edge_weight=weight,
+            adj=None,
             size=(num_users, num_items),
         )
         return out_user, out_item
@@ -121,10 +137,19 @@ class BipartiteLGConv(MessagePassing):
     def message(self, x_j: Tensor, edge_weight: Tensor | None) -> Tensor:
         return edge_weight.view(-1, 1) * x_j
 
-    def message_and_aggregate(self, adj_t: Tensor, x: tuple[Tensor, Tensor]) -> Tensor:
-        operator = self._operator_in_use
-        transpose = operator.matrix_t if adj_t is operator.matrix else operator.matrix
-        return sparse_matmul(adj_t, transpose, x[0])
+    def message_and_aggregate(
+        self,
+        adj_t: Tensor,
+        x: tuple[Tensor, Tensor],
+        adj: Tensor | None,
+    ) -> Tensor:
+        r"""The fused product ``adj_t @ x[0]`` of the CSR matrix :obj:`adj_t` with the
+        source features; :obj:`adj`, the CSR transpose of :obj:`adj_t` that
+        :meth:`forward` passes to :meth:`propagate`, makes the backward pass one more
+        CSR product."""
+        if adj is None:
+            raise ValueError("BipartiteLGConv: the fused product needs the transposed matrix")
+        return sparse_matmul(adj_t, adj, x[0])
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(cached={self.cached}, fused={self.fused})"
