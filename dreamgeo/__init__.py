@@ -1,6 +1,7 @@
 r"""dreamgeo: DREAM and multimodal recommendation on PyTorch Geometric."""
 
-from dreamgeo.nn import DREAM, BMALoss, BPRLoss, S3Loss
+from dreamgeo.models import DREAM
+from dreamgeo.nn import BMALoss, BPRLoss, S3Loss
 
 __version__ = "0.1.0"
 

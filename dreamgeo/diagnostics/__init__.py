@@ -9,6 +9,7 @@ from dreamgeo.diagnostics.curves import (
     plot_behavior_modal_cosine,
     plot_epoch_curves,
     plot_forgetting,
+    plot_training_curve,
     read_metrics,
 )
 from dreamgeo.diagnostics.forgetting import (
@@ -31,6 +32,7 @@ __all__ = [
     "read_metrics",
     "plot_epoch_curves",
     "plot_forgetting",
+    "plot_training_curve",
     "plot_behavior_modal_cosine",
     "embed_2d",
     "plot_dual_tsne",

@@ -15,7 +15,7 @@ from dreamgeo.diagnostics.forgetting import cosine_distance, pairwise_cosines
 from dreamgeo.diagnostics.sampling import sample_nodes, sampled_raw_features
 
 if TYPE_CHECKING:
-    from dreamgeo.nn.dream import DualRepresentation
+    from dreamgeo.models.base import DualRepresentation
     from dreamgeo.train import Trainer
 
 __all__ = ["DualRepresentationDiagnostics", "dual_representations_of"]

@@ -187,3 +187,34 @@ def plot_behavior_modal_cosine(
         titles={columns[0]: "users", columns[1]: "items"},
         suptitle=f"Behaviour vs modal representation: {label}",
     )
+
+
+def plot_training_curve(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    r"""The training curve of one run: mean training loss (left axis) and valid
+    Recall@20 (right axis) per epoch, written to ``path`` (PNG).
+
+    Args:
+        history (Sequence[Mapping]): The run's rows (``metrics.jsonl`` or
+            :attr:`~dreamgeo.train.TrainResult.history`) with ``epoch``, ``loss`` and
+            ``valid_recall@20``.
+        path (str or Path): The image file.
+    """
+    plt = import_pyplot()
+    epochs = [row["epoch"] for row in history]
+    figure, loss_axis = plt.subplots(figsize=(6, 3.5))
+    loss_axis.plot(epochs, [row.get("loss", float("nan")) for row in history], color="C0")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("training loss", color="C0")
+    recall_axis = loss_axis.twinx()
+    recall = [row.get("valid_recall@20", float("nan")) for row in history]
+    recall_axis.plot(epochs, recall, color="C1")
+    recall_axis.set_ylabel("valid Recall@20", color="C1")
+    if recall:
+        best = max(range(len(recall)), key=recall.__getitem__)
+        recall_axis.axvline(epochs[best], color="C1", linestyle=":", linewidth=1)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

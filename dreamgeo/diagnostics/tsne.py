@@ -17,7 +17,7 @@ from dreamgeo.diagnostics.pyplot import INSTALL_HINT, import_pyplot
 from dreamgeo.diagnostics.sampling import sample_nodes
 
 if TYPE_CHECKING:
-    from dreamgeo.nn.dream import DualRepresentation
+    from dreamgeo.models.base import DualRepresentation
 
 __all__ = ["embed_2d", "plot_dual_tsne"]
 

@@ -61,7 +61,8 @@ def _seeds(text: str) -> list[int]:
 
 def add_experiment_parser(commands) -> argparse.ArgumentParser:
     r"""Adds the ``experiment`` sub-command to ``dreamgeo``'s sub-parsers."""
-    from dreamgeo.cli import _positive_float, _positive_int
+    from dreamgeo.argtypes import positive_float as _positive_float
+    from dreamgeo.argtypes import positive_int as _positive_int
     from dreamgeo.datasets.planted import PLANTED_PRESETS
     from dreamgeo.models.registry import MODELS
 
@@ -230,7 +231,7 @@ def draw_figures(
 
     A run is looked up in ``out_root`` first, then in each of :obj:`extra_roots`.
     """
-    from dreamgeo.cli import load_run
+    from dreamgeo.train_command import load_run
     from dreamgeo.diagnostics import plot_behavior_modal_cosine, plot_dual_tsne, plot_forgetting
 
     roots = [out_root, *(extra_roots or [])]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dreamgeo.experiments.spec import RunSpec
+from dreamgeo.models import MODELS
 
 __all__ = [
     "Table",
@@ -25,19 +26,8 @@ __all__ = [
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 METRIC_LABELS = ("R@10", "R@20", "N@10", "N@20")
 
-#: The paper's names of the models.
-MODEL_LABELS = {
-    "bpr": "BPR",
-    "lightgcn": "LightGCN",
-    "vbpr": "VBPR",
-    "dualgnn": "DualGNN",
-    "slmrec": "SLMRec",
-    "bm3": "BM3",
-    "freedom": "FREEDOM",
-    "mgcn": "MGCN",
-    "lgmrec": "LGMRec",
-    "dream": "DREAM",
-}
+#: The paper's names of the models (from the registry).
+MODEL_LABELS = {name: info.label for name, info in MODELS.items()}
 
 #: The paper's names of the Table 3 rows.
 ABLATION_LABELS = {

@@ -14,36 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from dreamgeo.experiments.spec import RunSpec
+from dreamgeo.train.run_dir import record_differences
 
 __all__ = ["ExperimentRunner", "RunFailed"]
 
 log = logging.getLogger(__name__)
-
-# ``dreamgeo train`` flags that change the result (paths, devices and display do not)
-_RESULT_FLAGS = (
-    "dataset",
-    "preset",
-    "data_seed",
-    "model",
-    "ablation",
-    "embedding_dim",
-    "num_layers",
-    "knn_k",
-    "knn_mode",
-    "bma",
-    "modal_weights",
-    "intra_weight",
-    "inter_weight",
-    "s3_weight",
-    "reg_weight",
-    "tau",
-    "epochs",
-    "batch_size",
-    "lr",
-    "patience",
-    "seed",
-    "max_time",
-)
 
 
 class RunFailed(RuntimeError):
@@ -86,7 +61,7 @@ class ExperimentRunner:
         self.keep_going = keep_going
         self.failures: list[str] = []
 
-    def command(self, spec: RunSpec, resume: bool = False) -> list[str]:
+    def command(self, spec: RunSpec, resume: bool = False, overwrite: bool = False) -> list[str]:
         r"""The full command line of ``spec``."""
         argv = [sys.executable, "-m", "dreamgeo.cli", "train", *self.common_argv, *spec.argv()]
         argv += ["--out-dir", str(self.out_root / spec.name)]
@@ -94,15 +69,30 @@ class ExperimentRunner:
             argv.append("--no-progress")
         if resume:
             argv.append("--resume")
+        if overwrite:
+            argv.append("--overwrite")
         return argv
 
     def expected_args(self, spec: RunSpec) -> dict[str, Any]:
-        r"""The result-relevant arguments ``spec`` will run with, as ``dreamgeo train``
-        parses them."""
-        from dreamgeo.cli import build_parser
+        r"""What ``spec`` will run with, as ``dreamgeo train`` resolves it: the model,
+        the data and every hyper-parameter value (checked: a key the model does not take
+        raises :class:`~dreamgeo.hparams.HParamError` here, before anything runs)."""
+        from dreamgeo.config import given_hparam_flags, join_negative_values, resolve_run
+        from dreamgeo.datasets.source import resolve_source
+        from dreamgeo.train_command import train_parser
 
-        parsed = vars(build_parser().parse_args(["train", *self.common_argv, *spec.argv()]))
-        return {key: parsed.get(key) for key in _RESULT_FLAGS}
+        argv = join_negative_values(["train", *self.common_argv, *spec.argv()])
+        args = train_parser().parse_args(argv)
+        info, values = resolve_run(
+            args.model, args.config, args.assignments, given_hparam_flags(args)
+        )
+        source = resolve_source(args.dataset, args.data_root, args.preset, args.data_seed)
+        return {
+            "model": info.name,
+            "data": source.describe(),
+            "hparams": values,
+            "max_time": args.max_time,
+        }
 
     def stored_result(self, spec: RunSpec) -> dict[str, Any] | None:
         r"""``spec``'s finished result if one with the same arguments exists."""
@@ -114,10 +104,10 @@ class ExperimentRunner:
         except json.JSONDecodeError:
             log.warning("%s is not valid JSON; the run is trained again", path)
             return None
-        stored = {key: result.get("args", {}).get(key) for key in _RESULT_FLAGS}
         expected = json.loads(json.dumps(self.expected_args(spec)))
+        stored = {key: result.get(key) for key in expected}
         if stored != expected:
-            changed = sorted(k for k in _RESULT_FLAGS if stored.get(k) != expected.get(k))
+            changed = record_differences(stored, expected)
             if not self.force:
                 raise ValueError(
                     f"{path} was made with other arguments ({', '.join(changed)}); pass "
@@ -134,8 +124,9 @@ class ExperimentRunner:
             return result
         run_dir = self.out_root / spec.name
         run_dir.mkdir(parents=True, exist_ok=True)
-        resume = (run_dir / "checkpoint.pt").exists() and not (run_dir / "result.json").exists()
-        command = self.command(spec, resume=resume)
+        finished = (run_dir / "result.json").exists()  # with other arguments: --force
+        resume = (run_dir / "checkpoint.pt").exists() and not finished
+        command = self.command(spec, resume=resume, overwrite=finished)
         print(f"dreamgeo: {spec.name}: {'resuming' if resume else 'training'} -> {run_dir}")
         log_path = run_dir / "train.log"
         tic = time.perf_counter()

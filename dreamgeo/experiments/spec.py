@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dreamgeo.models import get_model, models_in_table
+
 __all__ = [
     "RunSpec",
     "EXPERIMENTS",
@@ -23,19 +25,8 @@ __all__ = [
     "seed_runs",
 ]
 
-#: Models of the overall comparison (Table 2), in the paper's order.
-TABLE2_MODELS: tuple[str, ...] = (
-    "bpr",
-    "lightgcn",
-    "vbpr",
-    "dualgnn",
-    "slmrec",
-    "bm3",
-    "freedom",
-    "mgcn",
-    "lgmrec",
-    "dream",
-)
+#: Models of the overall comparison (Table 2), in the paper's order (from the registry).
+TABLE2_MODELS: tuple[str, ...] = models_in_table("table2")
 
 #: Rows of the ablation study (Table 3), in the paper's order; ``"full"`` is DREAM.
 TABLE3_ABLATIONS: tuple[str, ...] = (
@@ -51,16 +42,12 @@ TABLE3_ABLATIONS: tuple[str, ...] = (
     "full",
 )
 
-#: Models that get BMA as a plug-in in Table 4.
-TABLE4_MODELS: tuple[str, ...] = ("vbpr", "bm3", "freedom", "mgcn")
+#: Models that get BMA as a plug-in in Table 4 (from the registry).
+TABLE4_MODELS: tuple[str, ...] = models_in_table("table4")
 
-#: The paper's hyper-parameter grid (Section 4.1): command-line flag to its values.
-#: ``--modal-weights`` gives alpha_V (image) and 1 - alpha_V (text).
-GRID: dict[str, tuple[float, ...]] = {
-    "intra_weight": (0.01, 0.03),
-    "inter_weight": (0.01, 0.03),
-    "s3_weight": (0.1, 0.5),
-    "image_weight": (0.1, 0.3, 0.5),
+#: The paper's hyper-parameter grid (Section 4.1), as DREAM declares it.
+GRID: dict[str, tuple] = {
+    name: tuple(values) for name, values in get_model("dream").hparams.grid_space().items()
 }
 
 
@@ -104,10 +91,7 @@ class RunSpec:
         if self.bma:
             argv.append("--bma")
         for key, value in self.options:
-            if key == "image_weight":
-                argv += ["--modal-weights", f"image={_format(value)},text={_format(1 - value)}"]
-            else:
-                argv += [f"--{key.replace('_', '-')}", _format(value)]
+            argv += [f"--{key.replace('_', '-')}", _format(value)]
         return argv
 
 

@@ -4,11 +4,26 @@ and one evaluator serve them all."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["Recommender"]
+from dreamgeo.nn.bma_loss import BMALoss
+
+__all__ = ["Recommender", "DualRepresentation", "BMAPlugin"]
+
+
+class DualRepresentation(NamedTuple):
+    r"""Behaviour (:math:`\bar{\mathbf{E}}_B`) and modal (:math:`\bar{\mathbf{E}}_M`)
+    representations of all users ``[M, d]`` and items ``[N, d]`` (DREAM, Eq. 3 and 7),
+    as every model with a behaviour/modal split gives them from
+    ``dual_representations()``."""
+
+    user_behavior: Tensor
+    item_behavior: Tensor
+    user_modal: Tensor
+    item_modal: Tensor
 
 
 class Recommender(torch.nn.Module, ABC):
@@ -50,7 +65,36 @@ class Recommender(torch.nn.Module, ABC):
         r"""The representations used for ranking (no gradient)."""
         return self.forward()
 
-    def score(self, users: Tensor) -> Tensor:
-        r"""Scores of ``users`` (``[B]``) against every item: ``[B, N]``."""
-        user_emb, item_emb = self.embeddings()
-        return user_emb[users] @ item_emb.t()
+
+class BMAPlugin:
+    r"""Mixin of the recommenders that take DREAM's Behaviour-Modal Alignment
+    (:class:`~dreamgeo.nn.BMALoss`, Eq. 9-11 of Zhang et al., 2024) as a plug-in: each
+    such model names its behaviour and modal representations of the batch and calls
+    :meth:`add_bma` once in its :meth:`~Recommender.loss`.
+
+    .. math::
+        \mathcal{L} \leftarrow \mathcal{L} + \alpha \mathcal{L}_{Intra}
+        + \beta \mathcal{L}_{Inter}
+
+    The model sets ``self.bma`` (a :class:`~dreamgeo.nn.BMALoss` or :obj:`None`).
+    """
+
+    bma: BMALoss | None = None
+
+    def add_bma(
+        self,
+        total: Tensor,
+        parts: dict[str, Tensor],
+        user_behavior: Tensor,
+        item_behavior: Tensor,
+        user_modal: Tensor,
+        item_modal: Tensor,
+    ) -> Tensor:
+        r"""``total`` plus the BMA loss of the batch's ``(u, i+)`` rows (each ``[B, d]``)
+        when the plug-in is on, recording its value as ``parts["bma"]``; ``total``
+        unchanged otherwise."""
+        if self.bma is None:
+            return total
+        value = self.bma(user_behavior, item_behavior, user_modal, item_modal)
+        parts["bma"] = value.detach()
+        return total + value

@@ -3,7 +3,6 @@ r"""BM3: bootstrapped latent representations for multimodal recommendation."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -11,19 +10,17 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
-from dreamgeo.models.base import Recommender
+from dreamgeo.hparams import HParam, HParams
+from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
     ItemFeatures,
-    dual_representation,
     item_features,
     propagate_layers,
     user_mean_operator,
 )
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.conv import BipartiteLGConv
-
-if TYPE_CHECKING:
-    from dreamgeo.nn.dream import DualRepresentation
 
 __all__ = ["BM3"]
 
@@ -32,7 +29,14 @@ def _cosine_distance(online: Tensor, target: Tensor) -> Tensor:
     return 1.0 - F.cosine_similarity(online, target.detach(), dim=-1).mean()
 
 
-class BM3(Recommender):
+@register_model(
+    "bm3",
+    position=60,
+    label="BM3",
+    tables=("table2", "table4"),
+    bma_plugin=True,
+)
+class BM3(BMAPlugin, Recommender):
     r"""BM3 from `"Bootstrap Latent Representations for Multi-modal Recommendation"
     <https://arxiv.org/abs/2207.05969>`_ (Zhou et al., WWW 2023), as in MMRec.
 
@@ -104,6 +108,47 @@ class BM3(Recommender):
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
     """
+
+    #: Declared hyper-parameters; grids from MMRec
+    #: (github.com/enoche/MMRec, src/configs/model/BM3.yaml).
+    HPARAMS = HParams(
+        [
+            HParam(
+                "num_layers",
+                int,
+                1,
+                "LightGCN layers",
+                low=1,
+                grid=(1, 2),
+                aliases=("n_layers",),
+            ),
+            HParam(
+                "dropout",
+                float,
+                0.5,
+                "embedding dropout of the online/target views",
+                low=0.0,
+                high=1.0,
+                high_open=True,
+                grid=(0.3, 0.5),
+            ),
+            HParam(
+                "reg_weight",
+                float,
+                0.1,
+                "weight of the L2 term",
+                low=0.0,
+                grid=(0.1, 0.01),
+            ),
+            HParam("cl_weight", float, 2.0, "weight of the feature-masking loss", low=0.0),
+            HParam(
+                "train_features",
+                bool,
+                True,
+                "fine-tune the raw features (MMRec does; False freezes them)",
+            ),
+        ]
+    )
 
     def __init__(
         self,
@@ -199,7 +244,7 @@ class BM3(Recommender):
         :math:`(\mathbf{R}_{mean}\mathbf{M}_i, \mathbf{M}_i)` representations."""
         user, item = self.online()
         item_modal = self.item_modal()
-        return dual_representation(user, item, self.user_mean(item_modal), item_modal)
+        return DualRepresentation(user, item, self.user_mean(item_modal), item_modal)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         user, item = self.online()
@@ -239,12 +284,13 @@ class BM3(Recommender):
         }
         if self.bma is not None:
             item_modal = self.item_modal()
-            bma = self.bma(
+            user_modal = self.user_mean(item_modal)[users]
+            total = self.add_bma(
+                total,
+                parts,
                 user_online[users],
                 item_online[pos_items],
-                self.user_mean(item_modal)[users],
+                user_modal,
                 item_modal[pos_items],
             )
-            total = total + bma
-            parts["bma"] = bma.detach()
         return total, parts

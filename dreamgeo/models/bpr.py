@@ -7,12 +7,20 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import ITEM, USER
+from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import Recommender
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bpr_loss import BPRLoss
 
 __all__ = ["BPRMF"]
 
 
+@register_model(
+    "bpr",
+    position=10,
+    label="BPR",
+    tables=("table2",),
+)
 class BPRMF(Recommender):
     r"""Matrix factorization trained with the pairwise loss of `"BPR: Bayesian
     Personalized Ranking from Implicit Feedback" <https://arxiv.org/abs/1205.2618>`_
@@ -35,6 +43,21 @@ class BPRMF(Recommender):
         embedding_dim (int, optional): :math:`d`. (default: :obj:`64`)
         reg_weight (float, optional): :math:`\lambda`. (default: :obj:`1e-2`)
     """
+
+    #: Declared hyper-parameters; grids from MMRec
+    #: (github.com/enoche/MMRec, src/configs/model/BPR.yaml).
+    HPARAMS = HParams(
+        [
+            HParam(
+                "reg_weight",
+                float,
+                1e-2,
+                "lambda of the squared-L2 regularizer on the batch's embeddings",
+                low=0.0,
+                grid=(2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5),
+            ),
+        ]
+    )
 
     def __init__(
         self, num_users: int, num_items: int, embedding_dim: int = 64, reg_weight: float = 1e-2

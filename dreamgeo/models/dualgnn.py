@@ -12,8 +12,10 @@ from torch_geometric.data import HeteroData
 from torch_geometric.utils import softmax
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
+from dreamgeo.hparams import TRAIN, HParam, HParams
 from dreamgeo.models.base import Recommender
 from dreamgeo.models.modal_inputs import item_features, propagate_layers
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.sparse import SparseOperator
@@ -87,6 +89,12 @@ def user_cooccurrence_graph(
     return torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(counts)
 
 
+@register_model(
+    "dualgnn",
+    position=40,
+    label="DualGNN",
+    tables=("table2",),
+)
 class DualGNN(Recommender):
     r"""DualGNN from `"DualGNN: Dual Graph Neural Network for Multimedia
     Recommendation" <https://doi.org/10.1109/TMM.2021.3138298>`_ (Wang et al., IEEE TMM
@@ -151,6 +159,34 @@ class DualGNN(Recommender):
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
     """
+
+    #: Declared hyper-parameters; grids from MMRec
+    #: (github.com/enoche/MMRec, src/configs/model/DualGNN.yaml).
+    HPARAMS = HParams(
+        [
+            HParam("num_layers", int, 2, "graph layers", low=1, aliases=("n_layers",)),
+            HParam("knn_k", int, 40, "neighbours per user in the user co-occurrence graph", low=1),
+            HParam(
+                "reg_weight",
+                float,
+                1e-3,
+                "weight of the L2 term",
+                low=0.0,
+                grid=(0.1, 0.01, 0.001, 0.0001, 0.00001),
+            ),
+            HParam(
+                "lr",
+                float,
+                1e-3,
+                "Adam learning rate",
+                low=0.0,
+                low_open=True,
+                grid=(0.1, 0.01, 0.001, 0.0001, 0.00001),
+                aliases=("learning_rate",),
+                target=TRAIN,
+            ),
+        ]
+    )
 
     def __init__(
         self,

@@ -3,7 +3,6 @@ r"""FREEDOM: a frozen item–item graph and a denoised (pruned) user–item grap
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -11,23 +10,22 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
-from dreamgeo.models.base import Recommender
+from dreamgeo.hparams import HParam, HParams
+from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
     ItemFeatures,
     check_modality_weights,
-    dual_representation,
+    image_text_weights,
     item_features,
     item_knn_graph,
     propagate_layers,
     user_mean_operator,
     weighted_graph_sum,
 )
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv, bipartite_normalized_weight
-
-if TYPE_CHECKING:
-    from dreamgeo.nn.dream import DualRepresentation
 
 __all__ = ["FREEDOM", "degree_sensitive_pruning", "freedom_modal_weights"]
 
@@ -84,7 +82,14 @@ def degree_sensitive_pruning(
     return edge_index[:, kept]
 
 
-class FREEDOM(Recommender):
+@register_model(
+    "freedom",
+    position=70,
+    label="FREEDOM",
+    tables=("table2", "table4"),
+    bma_plugin=True,
+)
+class FREEDOM(BMAPlugin, Recommender):
     r"""FREEDOM from `"A Tale of Two Graphs: Freezing and Denoising Graph Structures for
     Multimodal Recommendation" <https://arxiv.org/abs/2211.06924>`_ (Zhou and Shen,
     ACM MM 2023), as in MMRec.
@@ -165,6 +170,59 @@ class FREEDOM(Recommender):
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
     """
 
+    #: Declared hyper-parameters; grids from MMRec
+    #: (github.com/enoche/MMRec, src/configs/model/FREEDOM.yaml).
+    HPARAMS = HParams(
+        [
+            HParam("knn_k", int, 10, "neighbours per item in the item-item graphs", low=1),
+            HParam(
+                "num_layers",
+                int,
+                2,
+                "user-item graph layers",
+                low=1,
+                aliases=("n_ui_layers",),
+            ),
+            HParam(
+                "num_modal_layers",
+                int,
+                1,
+                "item-item graph layers",
+                low=1,
+                aliases=("n_mm_layers",),
+            ),
+            HParam(
+                "image_weight",
+                float,
+                0.1,
+                "weight of the image graph in the item-item graph (text: 1 - it)",
+                low=0.0,
+                high=1.0,
+                aliases=("mm_image_weight",),
+            ),
+            HParam(
+                "dropout",
+                float,
+                0.8,
+                "share of user-item edges pruned per epoch",
+                low=0.0,
+                high=1.0,
+                high_open=True,
+                grid=(0.8, 0.9),
+            ),
+            HParam(
+                "modal_loss_weight",
+                float,
+                1e-4,
+                "weight of the modal BPR losses (MMRec's reg_weight)",
+                low=0.0,
+                grid=(0.0, 1e-5, 1e-4, 1e-3),
+                aliases=("reg_weight",),
+            ),
+            HParam("train_features", bool, True, "fine-tune the raw features"),
+        ]
+    )
+
     def __init__(
         self,
         num_users: int,
@@ -232,6 +290,7 @@ class FREEDOM(Recommender):
         knn_k: int = 10,
         knn_mode: str = "exact",
         graph_cache_dir: str | None = None,
+        image_weight: float | None = None,
         **kwargs,
     ) -> FREEDOM:
         r"""Builds the model on ``data``; the item–item graphs are the stored relation
@@ -244,9 +303,15 @@ class FREEDOM(Recommender):
             knn_mode (str, optional): ``"exact"`` or ``"ivf"`` search.
                 (default: :obj:`"exact"`)
             graph_cache_dir (str, optional): Cache of built graphs. (default: :obj:`None`)
+            image_weight (float, optional): MMRec's ``mm_image_weight``: the image
+                graph's weight, text getting the rest (see
+                :func:`~dreamgeo.models.modal_inputs.image_text_weights`); replaces
+                :obj:`modal_weights`. (default: :obj:`None`, :obj:`modal_weights`)
             **kwargs: The constructor's other arguments.
         """
         features = item_features(data, "FREEDOM")
+        if image_weight is not None:
+            kwargs["modal_weights"] = image_text_weights(image_weight, list(features))
         graphs = {
             m: item_knn_graph(data, m, knn_k, mode=knn_mode, cache_dir=graph_cache_dir)
             for m in features
@@ -314,7 +379,7 @@ class FREEDOM(Recommender):
         r"""Behaviour :math:`(\bar{\mathbf{E}}_u, \bar{\mathbf{E}}_i)` on the full graph
         and modal :math:`(\mathbf{R}_{mean}\mathbf{H}_i, \mathbf{H}_i)`."""
         item_modal = self.item_modal()
-        return dual_representation(*self.behavior(), self.user_mean(item_modal), item_modal)
+        return DualRepresentation(*self.behavior(), self.user_mean(item_modal), item_modal)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         user, item = self.behavior()
@@ -337,12 +402,8 @@ class FREEDOM(Recommender):
         total = bpr + self.modal_loss_weight * modal_bpr
         parts = {"bpr": bpr.detach(), "modal_bpr": modal_bpr.detach()}
         if self.bma is not None:
-            bma = self.bma(
-                user,
-                item_graph[pos_items],
-                self.user_mean(item_modal)[users],
-                item_modal[pos_items],
+            user_modal = self.user_mean(item_modal)[users]
+            total = self.add_bma(
+                total, parts, user, item_graph[pos_items], user_modal, item_modal[pos_items]
             )
-            total = total + bma
-            parts["bma"] = bma.detach()
         return total, parts

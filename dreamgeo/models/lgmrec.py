@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from itertools import combinations
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -12,26 +11,31 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
-from dreamgeo.models.base import Recommender
+from dreamgeo.hparams import HParam, HParams
+from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
     ItemFeatures,
-    dual_representation,
     item_features,
     propagate_layers,
     user_mean_operator,
 )
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.sparse import SparseOperator
 
-if TYPE_CHECKING:
-    from dreamgeo.nn.dream import DualRepresentation
-
 __all__ = ["LGMRec"]
 
 
-class LGMRec(Recommender):
+@register_model(
+    "lgmrec",
+    position=90,
+    label="LGMRec",
+    tables=("table2",),
+    bma_plugin=True,
+)
+class LGMRec(BMAPlugin, Recommender):
     r"""LGMRec from `"LGMRec: Local and Global Graph Learning for Multimodal
     Recommendation" <https://arxiv.org/abs/2312.16400>`_ (Guo et al., AAAI 2024), as in
     MMRec.
@@ -115,6 +119,70 @@ class LGMRec(Recommender):
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
     """
+
+    #: Declared hyper-parameters; grids from MMRec
+    #: (github.com/enoche/MMRec, src/configs/model/LGMRec.yaml).
+    HPARAMS = HParams(
+        [
+            HParam(
+                "num_layers",
+                int,
+                2,
+                "user-item graph layers",
+                low=1,
+                grid=(2,),
+                aliases=("n_ui_layers",),
+            ),
+            HParam(
+                "num_modal_layers",
+                int,
+                2,
+                "item-item graph layers",
+                low=1,
+                grid=(2,),
+                aliases=("n_mm_layers",),
+            ),
+            HParam(
+                "num_hyper_layers",
+                int,
+                1,
+                "hypergraph layers",
+                low=1,
+                grid=(1, 2),
+                aliases=("n_hyper_layer",),
+            ),
+            HParam(
+                "num_hyperedges",
+                int,
+                4,
+                "hyperedges per modality",
+                low=1,
+                grid=(4, 64),
+                aliases=("hyper_num",),
+            ),
+            HParam(
+                "keep_rate",
+                float,
+                0.5,
+                "share of hypergraph entries kept by dropout",
+                low=0.0,
+                high=1.0,
+                low_open=True,
+                grid=(0.2, 0.4, 0.5),
+            ),
+            HParam(
+                "alpha",
+                float,
+                0.3,
+                "weight of the hypergraph embeddings",
+                low=0.0,
+                grid=(0.2, 0.3, 0.6),
+            ),
+            HParam("cl_weight", float, 1e-4, "weight of the hypergraph contrastive loss", low=0.0),
+            HParam("reg_weight", float, 1e-6, "weight of the L2 term", low=0.0),
+            HParam("tau", float, 0.2, "InfoNCE temperature", low=0.0, low_open=True),
+        ]
+    )
 
     def __init__(
         self,
@@ -244,7 +312,7 @@ class LGMRec(Recommender):
         item_global = sum(hyper[m][1] for m in self.features.modalities)
         user_modal = user_modal + self.alpha * F.normalize(user_global)
         item_modal = item_modal + self.alpha * F.normalize(item_global)
-        return dual_representation(user_c, item_c, user_modal, item_modal), hyper
+        return DualRepresentation(user_c, item_c, user_modal, item_modal), hyper
 
     def dual_representations(self) -> DualRepresentation:
         r"""Behaviour :math:`\mathbf{E}^c` and modal :math:`\mathbf{M}` of users and
@@ -277,13 +345,12 @@ class LGMRec(Recommender):
             cl = cl + self._contrast(hyper[a][1], hyper[b][1], pos_items)
         total = bpr + self.cl_weight * cl + self.bpr.reg_weight * reg
         parts = {"bpr": bpr.detach(), "cl": cl.detach(), "reg": reg.detach()}
-        if self.bma is not None:
-            bma = self.bma(
-                rep.user_behavior[users],
-                rep.item_behavior[pos_items],
-                rep.user_modal[users],
-                rep.item_modal[pos_items],
-            )
-            total = total + bma
-            parts["bma"] = bma.detach()
+        total = self.add_bma(
+            total,
+            parts,
+            rep.user_behavior[users],
+            rep.item_behavior[pos_items],
+            rep.user_modal[users],
+            rep.item_modal[pos_items],
+        )
         return total, parts

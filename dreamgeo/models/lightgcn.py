@@ -7,14 +7,22 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
+from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import Recommender
 from dreamgeo.models.modal_inputs import propagate_layers
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 
 __all__ = ["LightGCN"]
 
 
+@register_model(
+    "lightgcn",
+    position=20,
+    label="LightGCN",
+    tables=("table2",),
+)
 class LightGCN(Recommender):
     r"""LightGCN from `"LightGCN: Simplifying and Powering Graph Convolution Network for
     Recommendation" <https://arxiv.org/abs/2002.02126>`_ (He et al., 2020) on the
@@ -36,6 +44,30 @@ class LightGCN(Recommender):
         reg_weight (float, optional): :math:`\lambda` of the L2 regularizer on the
             batch's layer-0 embeddings. (default: :obj:`1e-4`)
     """
+
+    #: Declared hyper-parameters; grids from MMRec
+    #: (github.com/enoche/MMRec, src/configs/model/LightGCNTorch.yaml).
+    HPARAMS = HParams(
+        [
+            HParam(
+                "num_layers",
+                int,
+                2,
+                "propagation layers L",
+                low=1,
+                grid=(1, 2, 3, 4),
+                aliases=("n_layers",),
+            ),
+            HParam(
+                "reg_weight",
+                float,
+                1e-4,
+                "lambda of the squared-L2 regularizer on the batch's layer-0 embeddings",
+                low=0.0,
+                grid=(1e-2, 1e-3, 1e-4, 1e-5, 1e-6),
+            ),
+        ]
+    )
 
     def __init__(
         self,

@@ -3,33 +3,37 @@ r"""MGCN: multi-view graph convolutional network for multimedia recommendation."
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
-from dreamgeo.models.base import Recommender
+from dreamgeo.hparams import HParam, HParams
+from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
     ItemFeatures,
-    dual_representation,
     item_features,
     item_knn_graph,
     propagate_layers,
 )
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss, info_nce
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.sparse import SparseOperator
 
-if TYPE_CHECKING:
-    from dreamgeo.nn.dream import DualRepresentation
-
 __all__ = ["MGCN"]
 
 
-class MGCN(Recommender):
+@register_model(
+    "mgcn",
+    position=80,
+    label="MGCN",
+    tables=("table2", "table4"),
+    bma_plugin=True,
+)
+class MGCN(BMAPlugin, Recommender):
     r"""MGCN from `"Multi-View Graph Convolutional Network for Multimedia
     Recommendation" <https://arxiv.org/abs/2308.03588>`_ (Yu et al., ACM MM 2023), as
     in MMRec.
@@ -113,6 +117,42 @@ class MGCN(Recommender):
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
     """
+
+    #: Declared hyper-parameters; grids from MMRec
+    #: (github.com/enoche/MMRec, src/configs/model/MGCN.yaml).
+    HPARAMS = HParams(
+        [
+            HParam("knn_k", int, 10, "neighbours per item in the item-item graphs", low=1),
+            HParam(
+                "num_layers",
+                int,
+                2,
+                "user-item graph layers",
+                low=1,
+                aliases=("n_ui_layers",),
+            ),
+            HParam(
+                "num_modal_layers",
+                int,
+                1,
+                "item-item graph layers",
+                low=1,
+                aliases=("n_layers",),
+            ),
+            HParam("reg_weight", float, 1e-4, "weight of the L2 term", low=0.0),
+            HParam(
+                "cl_weight",
+                float,
+                0.01,
+                "weight of the behaviour-modal contrastive loss",
+                low=0.0,
+                grid=(0.001, 0.01, 0.1),
+                aliases=("cl_loss",),
+            ),
+            HParam("tau", float, 0.2, "InfoNCE temperature", low=0.0, low_open=True),
+            HParam("train_features", bool, True, "fine-tune the raw features"),
+        ]
+    )
 
     def __init__(
         self,
@@ -250,7 +290,7 @@ class MGCN(Recommender):
         views = self.modal_views()
         user_side = self.fuse(user_id, [views[m][0] for m in self.features.modalities])
         item_side = self.fuse(item_id, [views[m][1] for m in self.features.modalities])
-        return dual_representation(user_id, item_id, user_side, item_side)
+        return DualRepresentation(user_id, item_id, user_side, item_side)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         rep = self.dual_representations()
@@ -269,13 +309,12 @@ class MGCN(Recommender):
         cl = cl + info_nce(rep.user_modal[users], rep.user_behavior[users], self.tau)
         total = bpr + self.bpr.reg_weight * reg + self.cl_weight * cl
         parts = {"bpr": bpr.detach(), "reg": reg.detach(), "cl": cl.detach()}
-        if self.bma is not None:
-            bma = self.bma(
-                rep.user_behavior[users],
-                rep.item_behavior[pos_items],
-                rep.user_modal[users],
-                rep.item_modal[pos_items],
-            )
-            total = total + bma
-            parts["bma"] = bma.detach()
+        total = self.add_bma(
+            total,
+            parts,
+            rep.user_behavior[users],
+            rep.item_behavior[pos_items],
+            rep.user_modal[users],
+            rep.item_modal[pos_items],
+        )
         return total, parts

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -16,11 +15,7 @@ from dreamgeo.graph import build_relation_graphs, knn_graph_cosine, symmetric_no
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.sparse import SparseOperator
 
-if TYPE_CHECKING:
-    from dreamgeo.nn.dream import DualRepresentation
-
 __all__ = [
-    "dual_representation",
     "ItemFeatures",
     "item_features",
     "item_knn_graph",
@@ -28,20 +23,10 @@ __all__ = [
     "user_mean_operator",
     "propagate_layers",
     "check_modality_weights",
+    "image_text_weights",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def dual_representation(
-    user_behavior: Tensor, item_behavior: Tensor, user_modal: Tensor, item_modal: Tensor
-) -> DualRepresentation:
-    r"""The four tensors as DREAM's :class:`~dreamgeo.nn.DualRepresentation`, the split
-    that :class:`~dreamgeo.nn.BMALoss` reads."""
-    # dreamgeo.nn.dream imports dreamgeo.models, so its NamedTuple is imported at call time
-    from dreamgeo.nn.dream import DualRepresentation
-
-    return DualRepresentation(user_behavior, item_behavior, user_modal, item_modal)
 
 
 def item_features(data: HeteroData, model: str) -> dict[str, Tensor]:
@@ -273,3 +258,16 @@ def propagate_layers(
         return user_sum, item_sum
     scale = 1.0 / (num_layers + 1)
     return user_sum * scale, item_sum * scale
+
+
+def image_text_weights(image_weight: float, modalities: Sequence[str]) -> dict[str, float]:
+    r"""Per-modality weights from one image weight :math:`\alpha_V`: ``{"image":
+    α_V, "text": 1 - α_V}`` for image + text data (the paper's Eq. 7 and MMRec's
+    ``mm_image_weight``), uniform weights for any other set of modalities (where
+    :obj:`image_weight` has no meaning; a log line says so)."""
+    if not 0.0 <= image_weight <= 1.0:
+        raise ValueError(f"image_weight must be in [0, 1], got {image_weight}")
+    if sorted(modalities) == ["image", "text"]:
+        return {"image": float(image_weight), "text": 1.0 - float(image_weight)}
+    log.info("image_weight applies to image + text data only; %s get equal weights", modalities)
+    return {m: 1.0 / len(modalities) for m in modalities}

@@ -1,65 +1,317 @@
-r"""Every recommender of dreamgeo by name, and one way to build any of them from the data.
+r"""The one registry of dreamgeo's recommenders, filled by the models themselves.
 
-Import it as ``from dreamgeo.models.registry import MODELS, build_model``
-(:mod:`dreamgeo.nn.dream` imports :mod:`dreamgeo.models`, so the package itself does
-not import this module).
+A model file declares its class with :func:`register_model` (its command-line name, its
+label in tables, the tables it belongs to, whether it takes the BMA plug-in) and its
+hyper-parameters as a class attribute ``HPARAMS`` (:class:`~dreamgeo.hparams.HParams`).
+The command line, the experiments, the reports and the tuner read everything from
+:data:`MODELS`. Adding a model is one new file in :mod:`dreamgeo.models` plus its import
+line in ``dreamgeo/models/__init__.py``.
+
+Import the registry through the package (``from dreamgeo.models import MODELS``) so that
+every model module has been imported, and hence registered, first.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from torch_geometric.data import HeteroData
 
+from dreamgeo.hparams import MODEL, TRAIN, HParam, HParamError, HParams
 from dreamgeo.models.base import Recommender
-from dreamgeo.models.bm3 import BM3
-from dreamgeo.models.bpr import BPRMF
-from dreamgeo.models.dualgnn import DualGNN
-from dreamgeo.models.freedom import FREEDOM
-from dreamgeo.models.lgmrec import LGMRec
-from dreamgeo.models.lightgcn import LightGCN
-from dreamgeo.models.mgcn import MGCN
-from dreamgeo.models.slmrec import SLMRec
-from dreamgeo.models.vbpr import VBPR
-from dreamgeo.nn.dream import DREAM
+from dreamgeo.nn.bma_loss import BMALoss
 
-__all__ = ["MODELS", "BMA_PLUGIN_MODELS", "build_model"]
+__all__ = [
+    "ModelInfo",
+    "MODELS",
+    "register_model",
+    "get_model",
+    "build_model",
+    "models_in_table",
+    "COMMON_HPARAMS",
+    "TRAIN_HPARAMS",
+    "BMA_HPARAMS",
+    "RUNTIME_OPTIONS",
+]
 
-#: Model name (as in the paper's Table 2, lower case) to class.
-MODELS: dict[str, type[Recommender]] = {
-    "bpr": BPRMF,
-    "lightgcn": LightGCN,
-    "vbpr": VBPR,
-    "bm3": BM3,
-    "freedom": FREEDOM,
-    "mgcn": MGCN,
-    "lgmrec": LGMRec,
-    "dualgnn": DualGNN,
-    "slmrec": SLMRec,
-    "dream": DREAM,
-}
+#: Hyper-parameters of every model (a model's own declaration may override them).
+COMMON_HPARAMS = HParams(
+    [
+        HParam(
+            "embedding_dim",
+            int,
+            64,
+            "size d of the user and item embeddings (MMRec fixes 64)",
+            low=1,
+            aliases=("embedding_size",),
+        ),
+    ]
+)
 
-#: Names of the baselines that accept a ``bma`` plug-in (:class:`~dreamgeo.nn.BMALoss`);
-#: DREAM has BMA built in, DualGNN has no behaviour/modal split of items.
-BMA_PLUGIN_MODELS: tuple[str, ...] = ("vbpr", "bm3", "freedom", "mgcn", "lgmrec", "slmrec")
+#: Training-protocol settings every model accepts (:class:`~dreamgeo.train.TrainConfig`);
+#: a model may declare a grid for ``lr`` where its MMRec grid has one.
+TRAIN_HPARAMS = HParams(
+    [
+        HParam(
+            "lr",
+            float,
+            1e-3,
+            "Adam learning rate",
+            low=0.0,
+            low_open=True,
+            aliases=("learning_rate",),
+            target=TRAIN,
+        ),
+        HParam(
+            "batch_size",
+            int,
+            2048,
+            "BPR triples per step",
+            low=1,
+            aliases=("train_batch_size",),
+            target=TRAIN,
+        ),
+        HParam("epochs", int, 1000, "most epochs", low=1, target=TRAIN),
+        HParam(
+            "patience",
+            int,
+            20,
+            "epochs without a better valid Recall@20 before stopping",
+            low=1,
+            aliases=("stopping_step",),
+            target=TRAIN,
+        ),
+        HParam(
+            "seed",
+            int,
+            0,
+            "seed of the initialization, the negatives and the batch order",
+            low=0,
+            target=TRAIN,
+        ),
+    ]
+)
+
+#: The BMA plug-in (:class:`~dreamgeo.nn.BMALoss`) of the models registered with
+#: ``bma_plugin=True``; weight 0 is in the grid so that a tuner can switch it off.
+BMA_HPARAMS = HParams(
+    [
+        HParam("bma", bool, False, "add DREAM's Behaviour-Modal Alignment (BMALoss)"),
+        HParam(
+            "bma_tau",
+            float,
+            0.2,
+            "BMA's InfoNCE temperature",
+            low=0.0,
+            low_open=True,
+        ),
+        HParam(
+            "bma_intra_weight",
+            float,
+            0.01,
+            "BMA's Intra-Alignment weight alpha",
+            low=0.0,
+        ),
+        HParam(
+            "bma_inter_weight",
+            float,
+            0.01,
+            "BMA's Inter-Alignment weight beta",
+            low=0.0,
+        ),
+    ]
+)
+
+#: Options of how a model is computed, not of what it learns (search engines, storage
+#: dtype, caches): accepted by the models whose ``from_data`` takes them, an error for
+#: the others, never tuned.
+RUNTIME_OPTIONS: tuple[str, ...] = ("graph_cache_dir", "knn_mode", "knn_backend", "feature_dtype")
 
 
-def build_model(name: str, data: HeteroData, **kwargs: Any) -> Recommender:
-    r"""The model ``name`` (a key of :data:`MODELS`, case-insensitive) built on ``data``
-    with its ``from_data`` classmethod (DREAM: its constructor), ``kwargs`` passed on.
+@dataclass(frozen=True)
+class ModelInfo:
+    r"""What the registry knows of one model.
+
+    Args:
+        name (str): Command-line name, e.g. ``"freedom"``.
+        cls (type): The :class:`~dreamgeo.models.Recommender` subclass.
+        label (str): Its name in tables, e.g. ``"FREEDOM"``.
+        tables (tuple[str, ...]): The experiments it is a row of (``"table2"``,
+            ``"table4"``).
+        bma_plugin (bool): Whether it takes :class:`~dreamgeo.nn.BMALoss` as a plug-in.
+        hparams (HParams): Its whole declaration: common, its own, BMA's (if any) and the
+            training settings.
+        reference (str): The paper it implements.
+        position (int, optional): Its row in tables, smaller first. (default: :obj:`100`)
+    """
+
+    name: str
+    cls: type
+    label: str
+    tables: tuple[str, ...]
+    bma_plugin: bool
+    hparams: HParams
+    reference: str
+    position: int = 100
+
+    @property
+    def runtime_options(self) -> tuple[str, ...]:
+        r"""The :data:`RUNTIME_OPTIONS` its ``from_data`` accepts."""
+        accepted = _accepted(self.cls)
+        return tuple(option for option in RUNTIME_OPTIONS if option in accepted)
+
+    def resolve(self, *sources: tuple[str, Mapping[str, Any]]) -> dict[str, Any]:
+        r"""Every hyper-parameter's value: the declared defaults, overridden by each
+        ``(source name, {key: value})`` in turn (later sources win). Keys may be
+        declared names or their aliases (MMRec's names); values may be text.
+
+        Raises:
+            HParamError: For a key this model does not take (naming the models that do,
+                if any), a key given twice in one source (as name and alias), a value of
+                the wrong type or out of range.
+        """
+        values = self.hparams.defaults()
+        for source, mapping in sources:
+            given: dict[str, str] = {}
+            for key, value in mapping.items():
+                name = self.hparams.canonical(str(key))
+                if name is None:
+                    raise HParamError(unknown_key_message(self, str(key), source))
+                if name in given:
+                    raise HParamError(
+                        f"{source}: {name} is given twice (as '{given[name]}' and '{key}')"
+                    )
+                given[name] = str(key)
+                values[name] = self.hparams[name].parse(value, f"{source}: {self.name}")
+        return values
+
+    def build(self, data: HeteroData, values: Mapping[str, Any], **runtime: Any) -> Recommender:
+        r"""The model built on ``data`` from resolved hyper-parameter ``values`` (training
+        settings among them are ignored here) and runtime options (see
+        :data:`RUNTIME_OPTIONS`; :obj:`None` values are dropped)."""
+        model_values, _ = self.hparams.split({k: v for k, v in values.items() if k in self.hparams})
+        if self.bma_plugin:
+            use_bma = model_values.pop("bma")
+            tau = model_values.pop("bma_tau")
+            intra = model_values.pop("bma_intra_weight")
+            inter = model_values.pop("bma_inter_weight")
+            model_values["bma"] = BMALoss(tau, intra, inter) if use_bma else None
+        runtime = {key: value for key, value in runtime.items() if value is not None}
+        refused = sorted(set(runtime) - set(self.runtime_options))
+        if "graph_cache_dir" in refused:  # a cache is harmless to offer to any model
+            runtime.pop("graph_cache_dir")
+            refused.remove("graph_cache_dir")
+        if refused:
+            raise HParamError(
+                f"{self.name} does not take the option(s) {', '.join(refused)} (only "
+                f"{', '.join(self.runtime_options) or 'none'})"
+            )
+        return self.cls.from_data(data, **model_values, **runtime)
+
+
+def unknown_key_message(info: ModelInfo, key: str, source: str) -> str:
+    r"""The error text for a ``key`` that the model of ``info`` does not take."""
+    users = [other.name for other in MODELS.values() if other.hparams.canonical(key) is not None]
+    takes = ", ".join(info.hparams)
+    if users:
+        return (
+            f"{source}: {info.name} does not use '{key}' (a hyper-parameter of "
+            f"{', '.join(users)}); {info.name} takes: {takes}"
+        )
+    return f"{source}: unknown hyper-parameter '{key}'; {info.name} takes: {takes}"
+
+
+#: Model name to its :class:`ModelInfo`, in registration order.
+MODELS: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    label: str,
+    tables: tuple[str, ...] = ("table2",),
+    bma_plugin: bool = False,
+    reference: str = "",
+    position: int = 100,
+):
+    r"""Class decorator that adds a :class:`~dreamgeo.models.Recommender` subclass to
+    :data:`MODELS`. The class must define ``HPARAMS`` (its own declarations; the common,
+    BMA and training ones are added here) and a ``from_data(data, **hparams)``
+    classmethod.
+
+    Args:
+        name (str): Command-line name (lower case).
+        label (str): Name in tables.
+        tables (tuple[str, ...], optional): Experiments it is a row of.
+            (default: :obj:`("table2",)`)
+        bma_plugin (bool, optional): Takes a ``bma`` argument
+            (:class:`~dreamgeo.nn.BMALoss` or :obj:`None`). (default: :obj:`False`)
+        reference (str, optional): The paper it implements. (default: :obj:`""`)
+        position (int, optional): Its row in tables, smaller first (the paper's order
+            of Table 2). (default: :obj:`100`)
+    """
+
+    def register(cls: type) -> type:
+        if name in MODELS and MODELS[name].cls is not cls:
+            raise ValueError(f"register_model: '{name}' is registered twice")
+        own = getattr(cls, "HPARAMS", None)
+        if not isinstance(own, HParams):
+            raise TypeError(f"register_model: {cls.__name__}.HPARAMS must be an HParams")
+        hparams = COMMON_HPARAMS + (BMA_HPARAMS if bma_plugin else HParams())
+        hparams = TRAIN_HPARAMS + hparams + own
+        plugin = set(BMA_HPARAMS) - {"bma"}  # combined into one BMALoss by build()
+        for param in hparams.params:
+            if param.target == MODEL and param.name not in _accepted(cls) | plugin:
+                raise TypeError(f"register_model: {cls.__name__}.from_data takes no {param.name}")
+        MODELS[name] = ModelInfo(
+            name, cls, label, tuple(tables), bma_plugin, hparams, reference, position
+        )
+        return cls
+
+    return register
+
+
+def _accepted(cls: type) -> set[str]:
+    r"""Argument names that ``cls.from_data`` passes on (its own and, through
+    ``**kwargs``, the constructor's)."""
+    names = set(inspect.signature(cls.from_data).parameters)
+    if "kwargs" in names:
+        names |= set(inspect.signature(cls.__init__).parameters)
+    return names
+
+
+def get_model(name: str) -> ModelInfo:
+    r"""The :class:`ModelInfo` of ``name`` (case-insensitive); :class:`HParamError`
+    listing the registered names otherwise."""
+    key = name.lower()
+    if key not in MODELS:
+        raise HParamError(f"unknown model '{name}'; choose one of {', '.join(MODELS)}")
+    return MODELS[key]
+
+
+def build_model(
+    name: str, data: HeteroData, hparams: Mapping[str, Any] | None = None, **runtime: Any
+) -> Recommender:
+    r"""The model ``name`` built on ``data``: its declared defaults overridden by
+    ``hparams`` (declared names or aliases, checked), plus runtime options.
 
     Args:
         name (str): Model name, e.g. ``"freedom"``.
         data (HeteroData): The dataset (``DESIGN.md`` section 2).
-        **kwargs: Model arguments, e.g. ``embedding_dim=64`` or ``bma=BMALoss()``.
+        hparams (Mapping[str, Any], optional): Hyper-parameter values.
+            (default: :obj:`None`, the declared defaults)
+        **runtime: Options of :data:`RUNTIME_OPTIONS`, e.g. ``graph_cache_dir``.
     """
-    key = name.lower()
-    if key not in MODELS:
-        raise ValueError(f"Unknown model '{name}'; choose one of {sorted(MODELS)}")
-    cls = MODELS[key]
-    if key == "dream":
-        return cls(data, **kwargs)
-    try:
-        return cls.from_data(data, **kwargs)
-    except TypeError as error:
-        raise TypeError(f"build_model('{name}'): {error}") from error
+    info = get_model(name)
+    values = info.resolve(("build_model", dict(hparams or {})))
+    return info.build(data, values, **runtime)
+
+
+def models_in_table(table: str) -> tuple[str, ...]:
+    r"""The registered models that are rows of ``table`` (e.g. ``"table2"``), in
+    table order (:attr:`ModelInfo.position`)."""
+    rows = [info for info in MODELS.values() if table in info.tables]
+    return tuple(info.name for info in sorted(rows, key=lambda info: info.position))

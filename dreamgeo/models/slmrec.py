@@ -3,7 +3,6 @@ r"""SLMRec: self-supervised learning for multimedia recommendation (fine-and-coa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -11,13 +10,12 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
-from dreamgeo.models.base import Recommender
-from dreamgeo.models.modal_inputs import dual_representation, item_features, propagate_layers
+from dreamgeo.hparams import TRAIN, HParam, HParams
+from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.modal_inputs import item_features, propagate_layers
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss, info_nce
 from dreamgeo.nn.conv import BipartiteLGConv
-
-if TYPE_CHECKING:
-    from dreamgeo.nn.dream import DualRepresentation
 
 __all__ = ["SLMRec"]
 
@@ -29,7 +27,14 @@ def _in_batch_cross_entropy(anchor: Tensor, positive: Tensor, tau: float) -> Ten
     return F.cross_entropy(anchor @ positive.t() / tau, target)
 
 
-class SLMRec(Recommender):
+@register_model(
+    "slmrec",
+    position=50,
+    label="SLMRec",
+    tables=("table2",),
+    bma_plugin=True,
+)
+class SLMRec(BMAPlugin, Recommender):
     r"""SLMRec from `"Self-supervised Learning for Multimedia Recommendation"
     <https://doi.org/10.1109/TMM.2022.3187556>`_ (Tao et al., IEEE TMM 2022), as in
     MMRec with its default self-supervised task, fine-and-coarse (FAC).
@@ -92,6 +97,60 @@ class SLMRec(Recommender):
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
     """
+
+    #: Declared hyper-parameters; grids from MMRec
+    #: (github.com/enoche/MMRec, src/configs/model/SLMRec.yaml).
+    HPARAMS = HParams(
+        [
+            HParam(
+                "num_layers",
+                int,
+                3,
+                "LightGCN layers",
+                low=1,
+                aliases=("layer_num",),
+            ),
+            HParam(
+                "tau",
+                float,
+                0.2,
+                "temperature of the main task",
+                low=0.0,
+                low_open=True,
+                aliases=("temp",),
+            ),
+            HParam(
+                "ssl_tau",
+                float,
+                0.2,
+                "temperature of the self-supervised task",
+                low=0.0,
+                low_open=True,
+                grid=(0.1, 0.2, 0.5, 1.0),
+                aliases=("ssl_temp",),
+            ),
+            HParam(
+                "ssl_weight",
+                float,
+                0.1,
+                "weight of the self-supervised task",
+                low=0.0,
+                grid=(0.01, 0.05, 0.1, 0.5, 1.0),
+                aliases=("ssl_alpha",),
+            ),
+            HParam(
+                "lr",
+                float,
+                1e-3,
+                "Adam learning rate",
+                low=0.0,
+                low_open=True,
+                grid=(0.0001, 0.001, 0.01, 0.1),
+                aliases=("learning_rate",),
+                target=TRAIN,
+            ),
+        ]
+    )
 
     def __init__(
         self,
@@ -195,7 +254,7 @@ class SLMRec(Recommender):
         views = self.views()
         user_modal = torch.stack([view[0] for view in views[1:]]).mean(0)
         item_modal = torch.stack([view[1] for view in views[1:]]).mean(0)
-        return dual_representation(*views[0], user_modal, item_modal)
+        return DualRepresentation(*views[0], user_modal, item_modal)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         return self._fuse(self.views())
@@ -219,10 +278,10 @@ class SLMRec(Recommender):
         ssl = self.fine_and_coarse(views, pos_items)
         total = main + self.ssl_weight * ssl
         parts = {"infonce": main.detach(), "ssl": ssl.detach()}
-        if self.bma is not None:
+        if self.bma is not None:  # the fused modal view is only needed by the plug-in
             user_modal = torch.stack([view[0][users] for view in views[1:]]).mean(0)
             item_modal = torch.stack([view[1][pos_items] for view in views[1:]]).mean(0)
-            bma = self.bma(views[0][0][users], views[0][1][pos_items], user_modal, item_modal)
-            total = total + bma
-            parts["bma"] = bma.detach()
+            total = self.add_bma(
+                total, parts, views[0][0][users], views[0][1][pos_items], user_modal, item_modal
+            )
         return total, parts

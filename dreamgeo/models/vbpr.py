@@ -3,25 +3,30 @@ r"""VBPR: visual Bayesian personalized ranking, on all modalities concatenated."
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import ITEM, USER
-from dreamgeo.models.base import Recommender
-from dreamgeo.models.modal_inputs import dual_representation, item_features
+from dreamgeo.hparams import HParam, HParams
+from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.modal_inputs import item_features
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
-
-if TYPE_CHECKING:
-    from dreamgeo.nn.dream import DualRepresentation
 
 __all__ = ["VBPR"]
 
 
-class VBPR(Recommender):
+@register_model(
+    "vbpr",
+    position=30,
+    label="VBPR",
+    tables=("table2", "table4"),
+    bma_plugin=True,
+)
+class VBPR(BMAPlugin, Recommender):
     r"""VBPR from `"VBPR: Visual Bayesian Personalized Ranking from Implicit Feedback"
     <https://arxiv.org/abs/1510.01784>`_ (He and McAuley, AAAI 2016), as in MMRec and
     the DREAM paper: the item content :math:`\mathbf{f}_i` is the concatenation of the raw
@@ -70,6 +75,21 @@ class VBPR(Recommender):
         - **output of** :meth:`forward`: users ``[M, 2d]``, items ``[N, 2d]``
     """
 
+    #: Declared hyper-parameters; grids from MMRec
+    #: (github.com/enoche/MMRec, src/configs/model/VBPR.yaml).
+    HPARAMS = HParams(
+        [
+            HParam(
+                "reg_weight",
+                float,
+                1e-2,
+                "lambda of the squared-L2 regularizer",
+                low=0.0,
+                grid=(2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5),
+            ),
+        ]
+    )
+
     def __init__(
         self,
         num_users: int,
@@ -116,7 +136,7 @@ class VBPR(Recommender):
     def dual_representations(self) -> DualRepresentation:
         r"""Behaviour :math:`(\boldsymbol{\gamma}_u, \boldsymbol{\gamma}_i)` and modal
         :math:`(\boldsymbol{\theta}_u, \mathbf{E}\mathbf{f}_i + \mathbf{b})` parts."""
-        return dual_representation(
+        return DualRepresentation(
             self.user_embedding.weight,
             self.item_embedding.weight,
             self.user_visual_embedding.weight,
@@ -144,8 +164,5 @@ class VBPR(Recommender):
         reg = self.bpr.regularization(user, pos, neg)
         total = bpr + self.bpr.reg_weight * reg
         parts = {"bpr": bpr.detach(), "reg": reg.detach()}
-        if self.bma is not None:
-            bma = self.bma(user_id, pos_id, user_visual, pos_content)
-            total = total + bma
-            parts["bma"] = bma.detach()
+        total = self.add_bma(total, parts, user_id, pos_id, user_visual, pos_content)
         return total, parts

@@ -3,12 +3,6 @@ r"""Layers and losses of dreamgeo."""
 from dreamgeo.nn.bma_loss import BMALoss, BMAParts, info_nce
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv, bipartite_normalized_weight
-from dreamgeo.nn.dream import (
-    ABLATIONS,
-    DREAM,
-    DualRepresentation,
-    default_modal_weights,
-)
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
 from dreamgeo.nn.sparse import SparseOperator, sparse_matmul
@@ -24,8 +18,4 @@ __all__ = [
     "info_nce",
     "S3Loss",
     "ModalEncoder",
-    "DREAM",
-    "DualRepresentation",
-    "ABLATIONS",
-    "default_modal_weights",
 ]

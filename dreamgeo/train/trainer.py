@@ -72,6 +72,10 @@ class TrainConfig:
             first epoch at which the run's summed training and evaluation time (resumed
             epochs included) reaches it; the best epoch so far is kept. :obj:`None` means
             no budget. (default: :obj:`None`)
+        log_epochs (bool, optional): Print one line per epoch (epoch, loss, valid
+            metric, best so far, seconds, time left until early stopping at the latest
+            and until the epoch limit); printed also when output goes to a file.
+            (default: :obj:`True`)
     """
 
     epochs: int = 1000
@@ -87,6 +91,7 @@ class TrainConfig:
     progress: bool = True
     eval_batch_size: int = 4096
     max_time: float | None = None
+    log_epochs: bool = True
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
@@ -146,6 +151,14 @@ def _adam(parameters: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(parameters, lr=lr)
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _distributed() -> tuple[bool, int, int]:
     if dist.is_available() and dist.is_initialized():
         return True, dist.get_rank(), dist.get_world_size()
@@ -188,6 +201,12 @@ class Trainer:
             after each epoch's evaluation (model in eval mode, no gradients); the numbers
             they return are added to the epoch's row of the history and the logs (e.g.
             :class:`dreamgeo.diagnostics` measurements). (default: :obj:`None`)
+        epoch_hooks (list, optional): Functions ``hook(epoch, row, best)`` called at the
+            end of each epoch, after its row and checkpoint are written, with the row of
+            the history and the best epoch so far (``best["epoch"]``,
+            ``best["score"]``). A hook may raise to end training (e.g. a tuner pruning a
+            hopeless trial with :class:`optuna.TrialPruned`); the exception propagates
+            out of :meth:`fit`. (default: :obj:`None`)
     """
 
     def __init__(
@@ -197,9 +216,11 @@ class Trainer:
         config: TrainConfig | None = None,
         run_info: dict[str, Any] | None = None,
         callbacks: list[Callable[[Trainer, int], dict[str, float]]] | None = None,
+        epoch_hooks: list[Callable[[int, dict[str, Any], dict[str, Any]], None]] | None = None,
     ):
         self.config = config or TrainConfig()
         self.callbacks = list(callbacks or [])
+        self.epoch_hooks = list(epoch_hooks or [])
         self.distributed, self.rank, self.world_size = _distributed()
         self.device = resolve_device(self.config.device)
         if self.device.type == "cuda" and self.distributed and self.device.index is None:
@@ -388,6 +409,29 @@ class Trainer:
             spent = float(spent_tensor)
         return spent >= self.config.max_time
 
+    def _epoch_line(
+        self,
+        epoch: int,
+        losses: dict[str, float],
+        score: float,
+        best: dict[str, Any],
+        history: list[dict[str, Any]],
+    ) -> str:
+        r"""One line per epoch: loss, valid metric, best so far, seconds, and the time
+        left at this pace until early stopping at the latest and until the epoch
+        limit."""
+        config = self.config
+        seconds = [row["train_time"] + row["eval_time"] for row in history]
+        pace = sum(seconds[-5:]) / len(seconds[-5:])
+        to_patience = (config.patience - best["bad_epochs"]) * pace
+        to_limit = (config.epochs - epoch) * pace
+        return (
+            f"epoch {epoch}/{config.epochs}  loss {losses.get('loss', 0.0):.4f}  "
+            f"valid {config.stopping_metric} {score:.4f}  best {best['score']:.4f} "
+            f"@{best['epoch']}  {seconds[-1]:.1f} s  ETA <= {_duration(to_patience)} "
+            f"(patience), {_duration(to_limit)} (epoch limit)"
+        )
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, dict[str, float]]:
         r"""Full-ranking validation and test metrics of the current weights."""
@@ -463,18 +507,9 @@ class Trainer:
                 best["bad_epochs"] += 1
             stopped_early = best["bad_epochs"] >= config.patience
             stopped_by_time = self._out_of_time(history)
-            if self.is_main and (not config.progress or not sys.stderr.isatty()):
-                log.info(
-                    "epoch %d: loss %.4f, valid %s %.4f (best %.4f at %d), %.1f s + %.1f s eval",
-                    epoch,
-                    losses.get("loss", 0.0),
-                    config.stopping_metric,
-                    score,
-                    best["score"],
-                    best["epoch"],
-                    train_time,
-                    eval_time,
-                )
+            if self.is_main and config.log_epochs:
+                tqdm.write(self._epoch_line(epoch, losses, score, best, history))
+                sys.stdout.flush()  # one line per epoch also when stdout is a file
             epochs.set_postfix(
                 loss=f"{losses.get('loss', 0):.4f}",
                 valid=f"{score:.4f}",
@@ -487,6 +522,8 @@ class Trainer:
                     atomic_save(self._state(epoch, best, history, ranks), checkpoint)
                 if self.distributed:
                     dist.barrier()
+            for hook in self.epoch_hooks:
+                hook(epoch, row, best)
         epochs.close()
         if stopped_by_time and not stopped_early and self.is_main:
             log.info(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,8 +19,10 @@ from dreamgeo.datasets.schema import (
     modality_names,
     similarity_edge_type,
 )
-from dreamgeo.models.base import Recommender
-from dreamgeo.models.modal_inputs import propagate_layers
+from dreamgeo.hparams import HParam, HParams
+from dreamgeo.models.base import DualRepresentation, Recommender
+from dreamgeo.models.modal_inputs import image_text_weights, propagate_layers
+from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
@@ -28,7 +30,7 @@ from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
 from dreamgeo.nn.sparse import SparseOperator
 
-__all__ = ["DREAM", "DualRepresentation", "ABLATIONS", "default_modal_weights"]
+__all__ = ["DREAM", "ABLATIONS", "default_modal_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +57,14 @@ def default_modal_weights(modalities: Sequence[str]) -> dict[str, float]:
     return {m: 1.0 / len(modalities) for m in modalities}
 
 
-class DualRepresentation(NamedTuple):
-    r"""Behaviour (:math:`\bar{\mathbf{E}}_B`) and modal (:math:`\bar{\mathbf{E}}_M`)
-    representations of all users ``[M, d]`` and items ``[N, d]``."""
-
-    user_behavior: Tensor
-    item_behavior: Tensor
-    user_modal: Tensor
-    item_modal: Tensor
-
-
+@register_model(
+    "dream",
+    position=1000,
+    label="DREAM",
+    tables=("table2",),
+    reference="Zhang et al., DREAM: A Dual Representation Learning Model for "
+    "Multimodal Recommendation, 2024",
+)
 class DREAM(Recommender):
     r"""DREAM from "DREAM: A Dual Representation Learning Model for Multimodal
     Recommendation" (Zhang et al., 2024), read as in ``DESIGN.md`` section 3.
@@ -152,6 +152,62 @@ class DREAM(Recommender):
             slower. (default: :obj:`"float32"`)
     """
 
+    #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in
+    #: {0.01, 0.03}, gamma in {0.1, 0.5}, alpha_V in {0.1, 0.3, 0.5}).
+    HPARAMS = HParams(
+        [
+            HParam("num_layers", int, 2, "behaviour-line layers L", low=1, aliases=("n_layers",)),
+            HParam("knn_k", int, 10, "neighbours per row of the relation graphs", low=1),
+            HParam(
+                "image_weight",
+                float,
+                0.3,
+                "alpha_V, the image share of the modal representation (text: 1 - it)",
+                low=0.0,
+                high=1.0,
+                grid=(0.1, 0.3, 0.5),
+                aliases=("mm_image_weight",),
+            ),
+            HParam("tau", float, 0.2, "BMA's InfoNCE temperature", low=0.0, low_open=True),
+            HParam(
+                "intra_weight",
+                float,
+                0.01,
+                "alpha, Intra-Alignment weight",
+                low=0.0,
+                grid=(0.01, 0.03),
+            ),
+            HParam(
+                "inter_weight",
+                float,
+                0.01,
+                "beta, Inter-Alignment weight",
+                low=0.0,
+                grid=(0.01, 0.03),
+            ),
+            HParam("s3_weight", float, 0.1, "gamma, S3 weight", low=0.0, grid=(0.1, 0.5)),
+            HParam(
+                "reg_weight",
+                float,
+                1e-4,
+                "lambda, L2 weight on the batch's layer-0 embeddings",
+                low=0.0,
+            ),
+            HParam(
+                "ablation",
+                str,
+                "full",
+                "a row of the paper's Table 3 (parts switched off)",
+                choices=tuple(ABLATIONS),
+            ),
+            HParam("use_filter_gate", bool, True, "filter gates (Eq. 4)"),
+            HParam("use_relation_graphs", bool, True, "relation graphs (Eq. 5-6)"),
+            HParam("use_s3", bool, True, "S3 loss (Eq. 8)"),
+            HParam("use_intra", bool, True, "Intra-Alignment (Eq. 9)"),
+            HParam("use_inter", bool, True, "Inter-Alignment (Eq. 10)"),
+        ]
+    )
+
     def __init__(
         self,
         data: HeteroData | None = None,
@@ -198,7 +254,11 @@ class DREAM(Recommender):
             dict(modal_weights) if modal_weights else default_modal_weights(modalities),
             modalities,
         )
-        for name, value in (("embedding_dim", embedding_dim), ("knn_k", knn_k)):
+        for name, value in (
+            ("embedding_dim", embedding_dim),
+            ("knn_k", knn_k),
+            ("num_layers", num_layers),
+        ):
             if value <= 0:
                 raise ValueError(f"DREAM: {name} must be > 0, got {value}")
         for name, value in (
@@ -305,6 +365,32 @@ class DREAM(Recommender):
         self.reset_parameters()
 
     @classmethod
+    def from_data(
+        cls,
+        data: HeteroData,
+        ablation: str = "full",
+        image_weight: float | None = None,
+        **kwargs,
+    ) -> DREAM:
+        r"""DREAM on ``data`` from its declared hyper-parameters (what
+        :func:`~dreamgeo.models.build_model` calls).
+
+        Args:
+            data (HeteroData): The dataset.
+            ablation (str, optional): A row of Table 3 (a key of :data:`ABLATIONS`);
+                its switches override the ``use_*`` arguments. (default: :obj:`"full"`)
+            image_weight (float, optional): :math:`\alpha_V`, text getting
+                :math:`1 - \alpha_V` (image + text data); replaces
+                :obj:`modal_weights`. (default: :obj:`None`, :obj:`modal_weights`)
+            **kwargs: The constructor's other arguments.
+        """
+        if ablation not in ABLATIONS:
+            raise ValueError(f"Unknown ablation '{ablation}'; choose one of {sorted(ABLATIONS)}")
+        if image_weight is not None:
+            kwargs["modal_weights"] = image_text_weights(image_weight, modality_names(data))
+        return cls(data, **{**kwargs, **ABLATIONS[ablation]})
+
+    @classmethod
     def from_ablation(cls, name: str, data: HeteroData | None = None, **kwargs) -> DREAM:
         r"""DREAM with the parts of the paper's Table 3 row ``name`` removed (a key of
         :data:`ABLATIONS`, e.g. ``"no_s3"``); ``kwargs`` as in the constructor."""
@@ -361,22 +447,6 @@ class DREAM(Recommender):
     def forward(self) -> tuple[Tensor, Tensor]:
         rep = self.representations()
         return rep.user_behavior + rep.user_modal, rep.item_behavior + rep.item_modal
-
-    def user_features(self, modality: str, users: Tensor) -> Tensor:
-        r"""Raw features of ``users`` (``[B]``): means of their training items'
-        features, ``[B, d_m]`` in ``float32``, gathered without materializing all
-        users."""
-        matrix = self.user_mean.matrix
-        crow, col, value = matrix.crow_indices(), matrix.col_indices(), matrix.values()
-        start = crow[users]
-        count = crow[users + 1] - start
-        total = int(count.sum())
-        row = torch.repeat_interleave(torch.arange(users.numel(), device=users.device), count)
-        offset = torch.repeat_interleave(start - (count.cumsum(0) - count), count)
-        position = offset + torch.arange(total, device=users.device)
-        x = self.features(modality)
-        out = value.new_zeros(users.numel(), x.size(1))
-        return out.index_add_(0, row, x[col[position]].float() * value[position].unsqueeze(-1))
 
     def loss(
         self, users: Tensor, pos_items: Tensor, neg_items: Tensor

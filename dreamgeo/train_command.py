@@ -1,0 +1,431 @@
+r"""``dreamgeo train``: trains one model with the paper's protocol, its
+hyper-parameters resolved from the model's declaration, ``--config``, ``--set`` and
+flags, into a run folder that is never silently overwritten or mixed."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch_geometric.data import HeteroData
+
+from dreamgeo.argtypes import non_negative_int, positive_float
+from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, modality_names
+from dreamgeo.train.checkpoint import atomic_write_text
+
+log = logging.getLogger("dreamgeo")
+
+
+class CommandLineError(ValueError):
+    r"""A command-line argument that cannot be used; printed without a traceback."""
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    from dreamgeo.datasets import PLANTED_PRESETS
+
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--dataset",
+        default=None,
+        help="MMRec dataset name: reads DATA_ROOT/NAME/NAME.inter and the feature .npy "
+        "files; without files there, an embedded dataset of that name (default: the "
+        "embedded real 'scientific' dataset)",
+    )
+    group.add_argument("--data-root", default="data", help="directory of datasets")
+    group.add_argument(
+        "--preset",
+        choices=sorted(PLANTED_PRESETS),
+        default=None,
+        help="train on the planted synthetic preset instead (written to DATA_ROOT)",
+    )
+    group.add_argument(
+        "--data-seed", type=non_negative_int, default=0, help="seed of the planted generator"
+    )
+    group.add_argument(
+        "--cache-dir",
+        default=None,
+        help="processed data and relation graphs (default: DATA_ROOT/cache when writable, "
+        "else the per-user cache directory; $DREAMGEO_CACHE_DIR overrides it)",
+    )
+
+
+def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("how models are computed (DREAM, FREEDOM, MGCN)")
+    group.add_argument(
+        "--knn-mode", choices=("exact", "ivf"), default=None, help="top-k search (default exact)"
+    )
+    group.add_argument(
+        "--knn-backend",
+        choices=("torch", "faiss"),
+        default=None,
+        help="DREAM's top-k engine: torch (blocked products; with --knn-mode ivf, the torch "
+        "IVF of dreamgeo.graph) or faiss (default torch)",
+    )
+    group.add_argument(
+        "--feature-dtype",
+        choices=("float32", "bfloat16"),
+        default=None,
+        help="DREAM: dtype of the stored item features and S3 targets; bfloat16 halves "
+        "their memory and speeds up the projections on GPUs and AMX / AVX-512 BF16 CPUs",
+    )
+
+
+def add_train_parser(commands) -> argparse.ArgumentParser:
+    r"""Adds the ``train`` sub-command to ``dreamgeo``'s sub-parsers."""
+    from dreamgeo.config import add_hparam_arguments
+    from dreamgeo.models import MODELS
+
+    train = commands.add_parser(
+        "train",
+        help="train a model with the paper's protocol and print its metrics",
+        description="Trains one model. Hyper-parameters come from the model's declared "
+        "defaults, --config FILE, --set KEY=VALUE and the flags below, in that order; a "
+        "key the model does not take is an error. --list-hparams shows them.",
+    )
+    _add_data_arguments(train)
+    model = train.add_argument_group("model")
+    model.add_argument(
+        "--model", choices=list(MODELS), default=None, help="the model (default: dream)"
+    )
+    model.add_argument(
+        "--list-hparams",
+        action="store_true",
+        help="print the model's hyper-parameters (name, type, default, range, search "
+        "space) and exit",
+    )
+    add_hparam_arguments(train)
+    _add_runtime_arguments(train)
+    run = train.add_argument_group("run")
+    run.add_argument(
+        "--max-time",
+        type=positive_float,
+        default=None,
+        help="wall-clock budget in seconds (training + evaluation): stop after the epoch "
+        "that reaches it and keep the best epoch so far (default: no budget)",
+    )
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument(
+        "--out-dir",
+        default=None,
+        help="run folder: logs, checkpoint, results, training curve (default: "
+        "runs/<data>-<model>[-<ablation>]-seed<seed>)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out-dir (refused if its stored settings differ)",
+    )
+    run.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in --out-dir"
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--no-diagnostics",
+        action="store_true",
+        help="do not log the per-epoch Modal Information Forgetting and behaviour-modal "
+        "cosine of models with dual representations (dreamgeo.diagnostics; ~1%% of an epoch)",
+    )
+    train.set_defaults(func=run_train)
+    return train
+
+
+def train_parser() -> argparse.ArgumentParser:
+    r"""A parser of ``dreamgeo train`` arguments alone (``["train", ...]``)."""
+    parser = argparse.ArgumentParser(prog="dreamgeo")
+    add_train_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def default_cache_dir(data_root: str, cache_dir: str | None = None) -> str:
+    r"""Where relation graphs and processed data are cached: :obj:`cache_dir` if given,
+    else ``data_root/cache`` when that can be written, else the per-user cache
+    directory (see :func:`dreamgeo.datasets.cache.resolve_cache_dir`)."""
+    from dreamgeo.datasets.cache import resolve_cache_dir
+
+    return str(resolve_cache_dir(Path(data_root) / "cache", cache_dir))
+
+
+def load_data(
+    dataset: str | None,
+    data_root: str = "data",
+    preset: str | None = None,
+    data_seed: int = 0,
+    cache_dir: str | None = None,
+) -> tuple[HeteroData, str]:
+    r"""The dataset to train on and a description of where it came from (see
+    :func:`dreamgeo.datasets.source.resolve_source`)."""
+    from dreamgeo.datasets.source import load_source, resolve_source
+
+    source = resolve_source(dataset, data_root, preset, data_seed)
+    return load_source(source, cache_dir), source.describe()
+
+
+def _runtime_options(args: Mapping[str, Any], cache_dir: str | None) -> dict[str, Any]:
+    options = {key: args.get(key) for key in ("knn_mode", "knn_backend", "feature_dtype")}
+    options["graph_cache_dir"] = cache_dir
+    return options
+
+
+def build_model(name: str, data: HeteroData, args: Mapping[str, Any], cache_dir: str | None):
+    r"""The model ``name`` built on ``data`` from command-line arguments ``args`` (a
+    ``vars(namespace)`` of ``dreamgeo train``): its declared defaults, ``--config``,
+    ``--set`` and the given flags, checked against its declaration."""
+    from dreamgeo.config import given_hparam_flags, resolve_run
+
+    info, values = resolve_run(
+        name, args.get("config"), args.get("assignments"), given_hparam_flags(args)
+    )
+    return info.build(data, values, **_runtime_options(args, cache_dir))
+
+
+def _list_hparams(info) -> str:
+    grid = info.hparams.grid_size()
+    return (
+        f"{info.label} ({info.name}) hyper-parameters; grid size {grid}\n\n{info.hparams.table()}\n"
+    )
+
+
+def _results_table(result, model_name: str, data_info: str) -> str:
+    rows = [
+        f"{model_name} on {data_info}: best epoch {result.best_epoch} "
+        f"({len(result.history)} epochs run, {result.epoch_time:.2f} s/epoch training, "
+        f"{result.eval_time:.2f} s/evaluation)",
+        "",
+        "| split | R@10 | R@20 | N@10 | N@20 |",
+        "|---|---|---|---|---|",
+    ]
+    for split in ("valid", "test"):
+        metrics = getattr(result, split)
+        rows.append(
+            f"| {split} | "
+            + " | ".join(
+                f"{metrics[key]:.4f}" for key in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+            )
+            + " |"
+        )
+    return "\n".join(rows)
+
+
+def _init_distributed(device: str) -> int:
+    r"""Joins the process group that ``torchrun`` describes in the environment (gloo on
+    CPUs, NCCL on GPUs); returns this process's rank (0 without torchrun)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return dist.get_rank()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    use_cuda = device == "cuda" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank()
+
+
+def run_train(args: argparse.Namespace) -> int:
+    r"""Runs ``dreamgeo train`` with the parsed ``args``."""
+    import torch.distributed as dist
+
+    from dreamgeo import __version__
+    from dreamgeo.config import given_hparam_flags, resolve_run
+    from dreamgeo.datasets.source import data_checksum, load_source, resolve_source
+    from dreamgeo.train import TrainConfig, Trainer
+    from dreamgeo.train.run_dir import prepare_run_dir
+
+    info, values = resolve_run(args.model, args.config, args.assignments, given_hparam_flags(args))
+    if args.list_hparams:
+        print(_list_hparams(info))
+        return 0
+    source = resolve_source(args.dataset, args.data_root, args.preset, args.data_seed)
+    runtime = _runtime_options(vars(args), None)
+    refused = [k for k, v in runtime.items() if v is not None and k not in info.runtime_options]
+    if [k for k in refused if k != "graph_cache_dir"]:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in refused if k != "graph_cache_dir")
+        raise CommandLineError(f"{flags}: not an option of {info.name}")
+    _check_modalities(info.name, values, source.modalities())
+    _, train_values = info.hparams.split(values)
+    rank = _init_distributed(args.device)
+    say = print if rank == 0 else (lambda *a, **k: None)
+    ablation = values.get("ablation", "full")
+    suffix = f"-{ablation}" if ablation != "full" else ""
+    suffix += "-bma" if values.get("bma") else ""
+    out_dir = Path(
+        args.out_dir or f"runs/{source.name}-{info.name}{suffix}-seed{train_values['seed']}"
+    )
+    cache_dir = default_cache_dir(args.data_root, args.cache_dir)
+    # rank 0 generates / processes the data and builds the graph caches first; the
+    # other ranks then read them instead of racing to write them
+    if rank != 0:
+        dist.barrier()
+    torch.manual_seed(train_values["seed"])
+    data = load_source(source, args.cache_dir)
+    say(
+        f"dreamgeo: {info.label} on {source.describe()}: {data[USER].num_nodes} users, "
+        f"{data[ITEM].num_nodes} items, {data[INTERACTS].edge_index.size(1)} training "
+        f"interactions, modalities {modality_names(data)}"
+    )
+    record = {
+        "model": info.name,
+        "data": source.describe(),
+        "data_checksum": data_checksum(data),
+        "hparams": values,
+        "options": {k: v for k, v in runtime.items() if k != "graph_cache_dir"},
+        "version": __version__,
+    }
+    resume = False
+    if rank == 0:
+        resume = prepare_run_dir(out_dir, record, resume=args.resume, overwrite=args.overwrite)
+    tic = time.perf_counter()
+    runtime["graph_cache_dir"] = cache_dir
+    model = info.build(data, values, **runtime)
+    say(
+        f"dreamgeo: built {info.name} in {time.perf_counter() - tic:.1f} s "
+        f"({sum(p.numel() for p in model.parameters())} parameters); run folder {out_dir}"
+    )
+    if rank == 0 and dist.is_initialized():
+        dist.barrier()
+    config = TrainConfig(
+        **train_values,
+        device=args.device,
+        out_dir=str(out_dir),
+        resume=resume or (args.resume and dist.is_initialized()),
+        progress=not args.no_progress,
+        max_time=args.max_time,
+    )
+    run_info = {
+        "model": info.name,
+        "hparams": values,
+        "source": dataclasses.asdict(source),
+        "options": record["options"],
+        "cache_dir": args.cache_dir,
+    }
+    callbacks = []
+    if hasattr(model, "dual_representations") and not args.no_diagnostics:
+        from dreamgeo.diagnostics import DualRepresentationDiagnostics
+
+        callbacks.append(DualRepresentationDiagnostics(data))
+    trainer = Trainer(model, data, config, run_info=run_info, callbacks=callbacks)
+    result = trainer.fit()
+    trainer.close()
+    data_info = source.describe()
+    if dist.is_initialized():
+        world_size = dist.get_world_size()
+        dist.destroy_process_group()
+        if rank != 0:
+            return 0
+        data_info += f", {world_size} processes"
+    table = _results_table(result, info.label, data_info)
+    print(table)
+    baseline = _best_baseline_table(source.name, info.name)
+    if baseline:
+        print(baseline)
+    atomic_write_text(table + "\n" + (baseline or ""), out_dir / "result.md")
+    atomic_write_text(
+        json.dumps(
+            {
+                "best_epoch": result.best_epoch,
+                "valid": result.valid,
+                "test": result.test,
+                "epochs_run": len(result.history),
+                "epoch_time": result.epoch_time,
+                "eval_time": result.eval_time,
+                "wall_time": sum(row["train_time"] + row["eval_time"] for row in result.history),
+                "stopped_early": result.stopped_early,
+                "stopped_by_time": result.stopped_by_time,
+                "data": data_info,
+                "model": info.name,
+                "ablation": ablation,
+                "bma": bool(values.get("bma", False)),
+                "hparams": values,
+            },
+            indent=2,
+        ),
+        out_dir / "result.json",
+    )
+    written = [out_dir / "checkpoint.pt", out_dir / "metrics.csv", out_dir / "result.json"]
+    try:
+        from dreamgeo.diagnostics import plot_training_curve
+
+        written.append(plot_training_curve(result.history, out_dir / "training_curve.png"))
+    except ImportError as error:
+        print(f"dreamgeo: no training curve ({error})")
+    print(f"dreamgeo: run folder {out_dir}: " + ", ".join(path.name for path in written))
+    return 0
+
+
+def _check_modalities(name: str, values: Mapping[str, Any], modalities: list[str]) -> None:
+    ablation = values.get("ablation", "full")
+    if ablation in ("no_text_encoder", "no_image_encoder"):
+        needed = ablation.split("_")[1]
+        if needed not in modalities:
+            raise CommandLineError(
+                f"ablation {ablation}: the data has no '{needed}' modality ({modalities})"
+            )
+
+
+def _best_baseline_table(dataset: str, model: str) -> str | None:
+    r"""The committed results of the best tuned baseline on ``dataset``
+    (``configs/<dataset>/table2.json``, written by ``dreamgeo experiment table2
+    --tuned``), for printing beside a run's own table; :obj:`None` when there are none."""
+    path = _configs_root() / dataset / "table2.json"
+    if not path.is_file():
+        return None
+    rows = json.loads(path.read_text())
+    baselines = [row for row in rows if row["model"] != model]
+    if not baselines:
+        return None
+    best = max(baselines, key=lambda row: row["valid"]["recall@20"])
+    lines = [
+        "",
+        f"best tuned baseline on {dataset}: {best['label']} (configs/{dataset}/"
+        f"{best['model']}.yaml, from {path.name})",
+        "",
+        "| split | R@10 | R@20 | N@10 | N@20 |",
+        "|---|---|---|---|---|",
+    ]
+    for split in ("valid", "test"):
+        metrics = best[split]
+        keys = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+        lines.append(f"| {split} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def _configs_root() -> Path:
+    r"""The repository's ``configs/`` folder (tuned configurations)."""
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, HeteroData]:
+    r"""The model of a ``dreamgeo train`` run folder with its best epoch's weights,
+    rebuilt on its data from the model, hyper-parameters and data source stored in the
+    checkpoint."""
+    from dreamgeo.datasets.source import DataSource, load_source
+    from dreamgeo.models import get_model
+    from dreamgeo.train.trainer import CHECKPOINT_NAME
+
+    path = Path(run_dir) / CHECKPOINT_NAME
+    if not path.exists():
+        raise CommandLineError(f"{path} does not exist: give the --out-dir of a train run")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    run_info = state["run_info"]
+    if "hparams" not in run_info:
+        raise CommandLineError(
+            f"{path} was written by an older dreamgeo (no stored hyper-parameters); retrain it"
+        )
+    source = DataSource(**run_info["source"])
+    data = load_source(source, run_info.get("cache_dir"))
+    info = get_model(run_info["model"])
+    cache_dir = default_cache_dir(source.root, run_info.get("cache_dir"))
+    model = info.build(
+        data, run_info["hparams"], **{**run_info["options"], "graph_cache_dir": cache_dir}
+    )
+    model.load_state_dict(state["best"]["state"] or state["model"])
+    return model, data
