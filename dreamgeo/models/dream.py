@@ -30,7 +30,13 @@ from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
 from dreamgeo.nn.sparse import SparseOperator
 
-__all__ = ["DREAM", "ABLATIONS", "default_modal_weights"]
+__all__ = [
+    "DREAM",
+    "ABLATIONS",
+    "PAPER_OPTIONS",
+    "default_modal_weights",
+    "normalize_features",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,34 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no_inter": {"use_inter": False},
     "no_intra": {"use_intra": False},
     "no_alignment": {"use_intra": False, "use_inter": False},
+}
+
+
+S3_DISTANCES = S3Loss.DISTANCES
+S3_REDUCTIONS = S3Loss.REDUCTIONS
+ABLATION_SCOPES = ("encoder", "modality")
+GATE_INPUTS = ("id", "behavior")
+FEATURE_NORMS = ("none", "l2", "standardize", "whiten")
+BMA_DIRECTIONS = BMALoss.DIRECTIONS
+BMA_SIMILARITIES = ("cosine", "dot")
+FUSIONS = ("sum", "concat", "learnable")
+RELATION_GRAPH_SIDES = ("both", "item", "user")
+USER_MODALS = ("graph", "items")
+
+#: The options at the paper's most literal reading (``configs/paper/dream.yaml``).
+PAPER_OPTIONS: dict[str, Any] = {
+    "s3_distance": "norm",
+    "s3_reduction": "mean",
+    "ablation_scope": "encoder",
+    "gate_input": "id",
+    "feature_norm": "none",
+    "bma_direction": "one",
+    "bma_similarity": "dot",
+    "fusion": "sum",
+    "relation_graph_sides": "both",
+    "num_modal_layers": 1,
+    "user_modal": "graph",
+    "modality_dropout": 0.0,
 }
 
 
@@ -205,6 +239,96 @@ class DREAM(Recommender):
             HParam("use_s3", bool, True, "S3 loss (Eq. 8)"),
             HParam("use_intra", bool, True, "Intra-Alignment (Eq. 9)"),
             HParam("use_inter", bool, True, "Inter-Alignment (Eq. 10)"),
+            HParam(
+                "s3_distance",
+                str,
+                "squared",
+                "S3 (Eq. 8) on squared differences (Fig. 5's MSE) or on their L2 norm",
+                choices=S3_DISTANCES,
+            ),
+            HParam(
+                "s3_reduction",
+                str,
+                "mean",
+                "S3 (Eq. 8): mean or sum over the batch's B^2 pairs (norm: RMS or Frobenius)",
+                choices=S3_REDUCTIONS,
+            ),
+            HParam(
+                "ablation_scope",
+                str,
+                "encoder",
+                "what 'w/o <m> encoder' removes: the gate and graphs, or the whole modality",
+                choices=ABLATION_SCOPES,
+            ),
+            HParam(
+                "gate_input",
+                str,
+                "id",
+                "filter gate (Eq. 4) multiplies the layer-0 ID embedding or the propagated "
+                "behaviour embedding",
+                choices=GATE_INPUTS,
+            ),
+            HParam(
+                "feature_norm",
+                str,
+                "none",
+                "normalization of the raw features before the encoder projection",
+                choices=FEATURE_NORMS,
+            ),
+            HParam(
+                "bma_direction",
+                str,
+                "one",
+                "BMA InfoNCE (Eq. 9-11): anchor side only, or the mean of both directions",
+                choices=BMA_DIRECTIONS,
+            ),
+            HParam(
+                "bma_similarity",
+                str,
+                "cosine",
+                "BMA InfoNCE (Eq. 9-11) on cosine or raw dot-product similarities",
+                choices=BMA_SIMILARITIES,
+            ),
+            HParam(
+                "fusion",
+                str,
+                "sum",
+                "scoring from the two lines: E_B + E_M (Eq. 12), concatenation, or "
+                "E_B + w E_M with a learnable w",
+                choices=FUSIONS,
+            ),
+            HParam(
+                "relation_graph_sides",
+                str,
+                "both",
+                "which relation graphs (Eq. 5-6) the encoders propagate over: item-item "
+                "and user-user, or one of them",
+                choices=RELATION_GRAPH_SIDES,
+            ),
+            HParam(
+                "num_modal_layers",
+                int,
+                1,
+                "propagation layers over the relation graphs (Eq. 6 has 1)",
+                low=1,
+            ),
+            HParam(
+                "user_modal",
+                str,
+                "graph",
+                "user modal representation: own gated features over the user-user graph "
+                "(Eq. 4-6), or the mean of the user's items' modal representations",
+                choices=USER_MODALS,
+            ),
+            HParam(
+                "modality_dropout",
+                float,
+                0.0,
+                "probability of dropping a modality from the modal line for a training step",
+                low=0.0,
+                high=1.0,
+                high_open=True,
+            ),
         ]
     )
 
@@ -236,7 +360,37 @@ class DREAM(Recommender):
         knn_mode: str = "exact",
         knn_backend: str = "torch",
         feature_dtype: torch.dtype | str = "float32",
+        s3_distance: str = "squared",
+        s3_reduction: str = "mean",
+        ablation_scope: str = "encoder",
+        gate_input: str = "id",
+        feature_norm: str = "none",
+        bma_direction: str = "one",
+        bma_similarity: str = "cosine",
+        fusion: str = "sum",
+        relation_graph_sides: str = "both",
+        num_modal_layers: int = 1,
+        user_modal: str = "graph",
+        modality_dropout: float = 0.0,
     ):
+        for name, value, choices in (
+            ("s3_distance", s3_distance, S3_DISTANCES),
+            ("s3_reduction", s3_reduction, S3_REDUCTIONS),
+            ("ablation_scope", ablation_scope, ABLATION_SCOPES),
+            ("gate_input", gate_input, GATE_INPUTS),
+            ("feature_norm", feature_norm, FEATURE_NORMS),
+            ("bma_direction", bma_direction, BMA_DIRECTIONS),
+            ("bma_similarity", bma_similarity, BMA_SIMILARITIES),
+            ("fusion", fusion, FUSIONS),
+            ("relation_graph_sides", relation_graph_sides, RELATION_GRAPH_SIDES),
+            ("user_modal", user_modal, USER_MODALS),
+        ):
+            if value not in choices:
+                raise ValueError(f"DREAM: {name} must be one of {choices}, got {value!r}")
+        if num_modal_layers < 1:
+            raise ValueError(f"DREAM: num_modal_layers must be >= 1, got {num_modal_layers}")
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"DREAM: modality_dropout must be in [0, 1), got {modality_dropout}")
         data = _as_hetero_data(data, num_users, num_items, edge_index, features, relation_graphs)
         super().__init__(data[USER].num_nodes, data[ITEM].num_nodes)
         modalities = modality_names(data)
@@ -247,6 +401,25 @@ class DREAM(Recommender):
             raise ValueError(
                 f"DREAM: plain_modalities {unknown} are not modalities of the data {modalities}"
             )
+        if ablation_scope == "modality" and plain_modalities:
+            if set(plain_modalities) >= set(modalities):
+                raise ValueError(
+                    "DREAM: ablation_scope='modality' cannot remove every modality "
+                    f"({sorted(plain_modalities)})"
+                )
+            # the whole modality leaves the model: no encoder, no S3 target, no weight
+            all_weights = (
+                dict(modal_weights) if modal_weights else default_modal_weights(modalities)
+            )
+            modalities = [m for m in modalities if m not in plain_modalities]
+            kept = {m: float(all_weights.get(m, 0.0)) for m in modalities}
+            total = sum(kept.values())
+            modal_weights = (
+                {m: w / total for m, w in kept.items()}
+                if total > 0
+                else default_modal_weights(modalities)
+            )
+            plain_modalities = ()
         self.modalities = modalities
         feature_dtype_name = _feature_dtype_name(feature_dtype)
         self.feature_dtype = _FEATURE_DTYPES[feature_dtype_name]
@@ -287,12 +460,30 @@ class DREAM(Recommender):
             use_intra=use_intra,
             use_inter=use_inter,
             feature_dtype=feature_dtype_name,
+            s3_distance=s3_distance,
+            s3_reduction=s3_reduction,
+            ablation_scope=ablation_scope,
+            gate_input=gate_input,
+            feature_norm=feature_norm,
+            bma_direction=bma_direction,
+            bma_similarity=bma_similarity,
+            fusion=fusion,
+            relation_graph_sides=relation_graph_sides,
+            num_modal_layers=num_modal_layers,
+            user_modal=user_modal,
+            modality_dropout=modality_dropout,
         )
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
+        self.gate_input = gate_input
+        self.fusion = fusion
+        self.user_modal = user_modal
+        self.modality_dropout = modality_dropout
 
         self.user_embedding = torch.nn.Embedding(self.num_users, embedding_dim)
         self.item_embedding = torch.nn.Embedding(self.num_items, embedding_dim)
+        # Eq. 12 fixes the modal line's weight at 1; fusion="learnable" learns it
+        self.fusion_weight = torch.nn.Parameter(torch.ones(())) if fusion == "learnable" else None
         train_edges = data[INTERACTS].edge_index.long()
         self.register_buffer("edge_index", train_edges, persistent=False)
         self.conv = BipartiteLGConv(cached=True)
@@ -306,8 +497,17 @@ class DREAM(Recommender):
             (self.num_users, self.num_items),
         )
 
+        use_item_graph = use_relation_graphs and relation_graph_sides in ("both", "item")
+        # users built from their items need no user-user graph
+        use_user_graph = (
+            use_relation_graphs
+            and relation_graph_sides in ("both", "user")
+            and user_modal == "graph"
+        )
         graph_modalities = (
-            [m for m in modalities if m not in plain_modalities] if use_relation_graphs else []
+            [m for m in modalities if m not in plain_modalities]
+            if use_item_graph or use_user_graph
+            else []
         )
         if graph_modalities:
             _ensure_relation_graphs(
@@ -324,18 +524,22 @@ class DREAM(Recommender):
         self.item_graphs = torch.nn.ModuleDict()
         features = {m: data[ITEM][feature_key(m)].float() for m in modalities}
         for m, x in features.items():
-            self.register_buffer(f"features_{m}", x.to(self.feature_dtype), persistent=False)
+            x_in = normalize_features(x, feature_norm)
+            self.register_buffer(f"features_{m}", x_in.to(self.feature_dtype), persistent=False)
             plain = m in plain_modalities
             use_graph = m in graph_modalities
             self.encoders[m] = ModalEncoder(
-                x.size(1),
+                x_in.size(1),
                 embedding_dim,
                 use_gate=use_filter_gate and not plain,
-                use_graph=use_graph,
+                use_item_graph=use_graph and use_item_graph,
+                use_user_graph=use_graph and use_user_graph,
+                num_layers=num_modal_layers,
             )
-            if use_graph:
-                self.user_graphs[m] = _graph_operator(data, USER, m)
+            if use_graph and use_item_graph:
                 self.item_graphs[m] = _graph_operator(data, ITEM, m)
+            if use_graph and use_user_graph:
+                self.user_graphs[m] = _graph_operator(data, USER, m)
 
         self.bpr = BPRLoss(reg_weight)
         self.bma = None
@@ -344,8 +548,14 @@ class DREAM(Recommender):
                 tau,
                 intra_weight=intra_weight if use_intra else 0.0,
                 inter_weight=inter_weight if use_inter else 0.0,
+                direction=bma_direction,
+                normalize=bma_similarity == "cosine",
             )
-        self.s3 = S3Loss(include_constant=False) if use_s3 and s3_weight > 0 else None
+        self.s3 = (
+            S3Loss(include_constant=False, distance=s3_distance, reduction=s3_reduction)
+            if use_s3 and s3_weight > 0
+            else None
+        )
         self.s3_weight = s3_weight
         if self.s3 is not None:
             # S3's targets depend on the raw features only: their normalized, sqrt(alpha)-
@@ -403,6 +613,9 @@ class DREAM(Recommender):
         torch.nn.init.xavier_uniform_(self.item_embedding.weight)
         for encoder in self.encoders.values():
             encoder.reset_parameters()
+        if self.fusion_weight is not None:
+            with torch.no_grad():
+                self.fusion_weight.fill_(1.0)
 
     def features(self, modality: str) -> Tensor:
         r"""Raw item features ``[N, d_m]`` of ``modality``, in :obj:`feature_dtype`."""
@@ -418,35 +631,77 @@ class DREAM(Recommender):
             self.num_layers,
         )
 
-    def modal(self) -> tuple[Tensor, Tensor]:
-        r"""The modal line: :math:`\bar{\mathbf{E}}_M^u, \bar{\mathbf{E}}_M^i`."""
+    def modal(self, behavior: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        r"""The modal line: :math:`\bar{\mathbf{E}}_M^u, \bar{\mathbf{E}}_M^i`.
+
+        Args:
+            behavior (tuple[Tensor, Tensor], optional): :meth:`behavior`'s output, the
+                gates' input with ``gate_input="behavior"`` (computed when missing).
+                (default: :obj:`None`)
+        """
+        if self.gate_input == "behavior":
+            user_gate, item_gate = behavior if behavior is not None else self.behavior()
+        else:
+            user_gate, item_gate = self.user_embedding.weight, self.item_embedding.weight
+        weights = self._step_modal_weights()
         user_modal = item_modal = None
         for m, encoder in self.encoders.items():
+            weight = weights[m]
+            if weight == 0.0:
+                continue
             user, item = encoder(
                 self.features(m),
                 self.user_mean,
-                self.user_embedding.weight,
-                self.item_embedding.weight,
+                user_gate,
+                item_gate,
                 self.user_graphs[m] if m in self.user_graphs else None,
                 self.item_graphs[m] if m in self.item_graphs else None,
             )
-            weight = self.modal_weights[m]
             user_modal = weight * user if user_modal is None else user_modal + weight * user
             item_modal = weight * item if item_modal is None else item_modal + weight * item
+        if self.user_modal == "items":
+            user_modal = self.user_mean(item_modal)
         return user_modal, item_modal
+
+    def _step_modal_weights(self) -> dict[str, float]:
+        # modality dropout: while training, each modality leaves the modal line of a step
+        # with probability p (at least one stays) and the kept weights are renormalized
+        if not self.training or self.modality_dropout == 0.0 or len(self.encoders) < 2:
+            return self.modal_weights
+        keep = torch.rand(len(self.modalities)) >= self.modality_dropout
+        if not keep.any():
+            keep[torch.randint(len(self.modalities), ())] = True
+        kept = {m: w for m, w, k in zip(self.modalities, self.modal_weights.values(), keep) if k}
+        total = sum(kept.values())
+        if total <= 0:
+            return self.modal_weights
+        return {m: kept.get(m, 0.0) / total for m in self.modalities}
 
     def representations(self) -> DualRepresentation:
         r"""Both representations of every user and item."""
-        return DualRepresentation(*self.behavior(), *self.modal())
+        behavior = self.behavior()
+        return DualRepresentation(*behavior, *self.modal(behavior))
 
     def dual_representations(self) -> DualRepresentation:
         r"""Same as :meth:`representations`; the name the baselines with a BMA plug-in
         share, so diagnostics treat every dual-line model alike."""
         return self.representations()
 
+    def fuse(self, behavior: Tensor, modal: Tensor) -> Tensor:
+        r"""The scoring representation :math:`\mathbf{e}_G` of rows of both lines (Eq. 12
+        with ``fusion="sum"``); scores are inner products of fused rows."""
+        if self.fusion == "concat":
+            return torch.cat([behavior, modal], dim=-1)
+        if self.fusion == "learnable":
+            return behavior + self.fusion_weight * modal
+        return behavior + modal
+
     def forward(self) -> tuple[Tensor, Tensor]:
         rep = self.representations()
-        return rep.user_behavior + rep.user_modal, rep.item_behavior + rep.item_modal
+        return (
+            self.fuse(rep.user_behavior, rep.user_modal),
+            self.fuse(rep.item_behavior, rep.item_modal),
+        )
 
     def loss(
         self, users: Tensor, pos_items: Tensor, neg_items: Tensor
@@ -456,9 +711,9 @@ class DREAM(Recommender):
         # [M, d] or [N, d] zero tensor
         user_behavior, user_modal = rep.user_behavior[users], rep.user_modal[users]
         pos_behavior, pos_modal = rep.item_behavior[pos_items], rep.item_modal[pos_items]
-        neg_final = rep.item_behavior[neg_items] + rep.item_modal[neg_items]
-        user_final = user_behavior + user_modal
-        pos_final = pos_behavior + pos_modal
+        neg_final = self.fuse(rep.item_behavior[neg_items], rep.item_modal[neg_items])
+        user_final = self.fuse(user_behavior, user_modal)
+        pos_final = self.fuse(pos_behavior, pos_modal)
         bpr = self.bpr.ranking((user_final * pos_final).sum(-1), (user_final * neg_final).sum(-1))
         reg = self.bpr.regularization(
             self.user_embedding(users),
@@ -481,7 +736,31 @@ class DREAM(Recommender):
             s3_user = self.s3.gathered(user_modal, self.s3_user_factor, users)
             total = total + self.s3_weight * (s3_item + s3_user)
             parts["s3"] = (s3_item + s3_user).detach()
+        if self.fusion_weight is not None:
+            parts["fusion_weight"] = self.fusion_weight.detach()
         return total, parts
+
+
+def normalize_features(x: Tensor, mode: str) -> Tensor:
+    r"""Raw features ``[N, d_m]`` as the encoder sees them (``feature_norm``):
+    ``"none"``; ``"l2"`` (unit rows); ``"standardize"`` (zero mean, unit variance per
+    column); ``"whiten"`` (centred, projected on the principal axes and scaled by
+    :math:`(\lambda_k + \bar\lambda)^{-1/2}`, a shrunk PCA whitening; its width is
+    :math:`\min(N, d_m)`). Relation graphs and S3's targets always use the raw features.
+    """
+    x = x.float()
+    if mode == "none":
+        return x
+    if mode == "l2":
+        return torch.nn.functional.normalize(x, dim=-1)
+    centred = x - x.mean(0, keepdim=True)
+    if mode == "standardize":
+        return centred / centred.std(0, keepdim=True).clamp(min=1e-6)
+    if mode == "whiten":
+        _, sv, vh = torch.linalg.svd(centred, full_matrices=False)
+        eig = sv.pow(2) / max(x.size(0) - 1, 1)
+        return (centred @ vh.t()) / (eig + eig.mean()).sqrt()
+    raise ValueError(f"DREAM: feature_norm must be one of {FEATURE_NORMS}, got {mode!r}")
 
 
 _FEATURE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

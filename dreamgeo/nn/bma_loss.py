@@ -41,7 +41,7 @@ class _ScaledInfoNCE(torch.autograd.Function):
         return grad_anchor, grad_positive
 
 
-def info_nce(anchor: Tensor, positive: Tensor, tau: float = 0.2) -> Tensor:
+def info_nce(anchor: Tensor, positive: Tensor, tau: float = 0.2, normalize: bool = True) -> Tensor:
     r"""InfoNCE with in-batch negatives on L2-normalized rows, averaged over the batch:
 
     .. math::
@@ -59,6 +59,10 @@ def info_nce(anchor: Tensor, positive: Tensor, tau: float = 0.2) -> Tensor:
         positive (torch.Tensor): Row ``k`` is the positive of anchor ``k``; every other row
             is a negative of it. ``[B, d]``.
         tau (float, optional): Temperature :math:`\tau`. (default: :obj:`0.2`)
+        normalize (bool, optional): L2-normalize the rows (cosine similarity); with
+            :obj:`False` the raw dot products :math:`\mathbf{a}_k^\top\mathbf{p}_j /
+            \tau` enter the softmax, as Eq. 9–11 of DREAM are printed.
+            (default: :obj:`True`)
 
     Shapes:
         - **output:** scalar
@@ -68,8 +72,9 @@ def info_nce(anchor: Tensor, positive: Tensor, tau: float = 0.2) -> Tensor:
             f"info_nce: anchor and positive must both be [B, d], got {tuple(anchor.shape)} "
             f"and {tuple(positive.shape)}"
         )
-    scaled_anchor = F.normalize(anchor, dim=-1) / tau
-    return _ScaledInfoNCE.apply(scaled_anchor, F.normalize(positive, dim=-1))
+    if normalize:
+        anchor, positive = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)
+    return _ScaledInfoNCE.apply(anchor / tau, positive)
 
 
 class BMAParts(NamedTuple):
@@ -118,8 +123,19 @@ class BMALoss(torch.nn.Module):
     Every call stores its unweighted parts in :attr:`last_parts` (:class:`BMAParts`:
     ``bia``, ``mia``, ``inter_user``, ``inter_item``); :meth:`parts` computes them only.
 
+    **Pairs.** With ``direction="one"`` (Eq. 9–11 as printed) each term has the
+    first argument as anchor and the other side's in-batch rows as negatives (users
+    against items for Intra, behaviour against modal rows for Inter). With
+    ``direction="both"`` each term is the mean of both directions (also items against
+    users, modal against behaviour rows), the symmetric InfoNCE of CLIP.
+
     Args:
         tau (float, optional): Temperature :math:`\tau`. (default: :obj:`0.2`)
+        direction (str, optional): ``"one"`` or ``"both"``, see above.
+            (default: :obj:`"one"`)
+        normalize (bool, optional): Cosine (:obj:`True`) or raw dot-product
+            (:obj:`False`, Eq. 9–11 as printed) similarities, see :func:`info_nce`.
+            (default: :obj:`True`)
         intra_weight (float, optional): :math:`\alpha`, weight of Intra-Alignment;
             :obj:`0` skips its computation. (default: :obj:`0.01`)
         inter_weight (float, optional): :math:`\beta`, weight of Inter-Alignment;
@@ -130,8 +146,23 @@ class BMALoss(torch.nn.Module):
         - **output:** scalar
     """
 
-    def __init__(self, tau: float = 0.2, intra_weight: float = 0.01, inter_weight: float = 0.01):
+    DIRECTIONS = ("one", "both")
+
+    def __init__(
+        self,
+        tau: float = 0.2,
+        intra_weight: float = 0.01,
+        inter_weight: float = 0.01,
+        direction: str = "one",
+        normalize: bool = True,
+    ):
         super().__init__()
+        if direction not in self.DIRECTIONS:
+            raise ValueError(
+                f"BMALoss: direction must be one of {self.DIRECTIONS}, got {direction!r}"
+            )
+        self.direction = direction
+        self.normalize = normalize
         if tau <= 0:
             raise ValueError(f"BMALoss: tau must be > 0, got {tau}")
         if intra_weight < 0 or inter_weight < 0:
@@ -167,12 +198,18 @@ class BMALoss(torch.nn.Module):
         zero = user_behavior.new_zeros(())
         bia = mia = inter_user = inter_item = zero
         if self.intra_weight > 0:
-            bia = info_nce(user_behavior, item_behavior, self.tau)
-            mia = info_nce(user_modal, item_modal, self.tau)
+            bia = self._term(user_behavior, item_behavior)
+            mia = self._term(user_modal, item_modal)
         if self.inter_weight > 0:
-            inter_user = info_nce(user_behavior, user_modal, self.tau)
-            inter_item = info_nce(item_behavior, item_modal, self.tau)
+            inter_user = self._term(user_behavior, user_modal)
+            inter_item = self._term(item_behavior, item_modal)
         return BMAParts(bia, mia, inter_user, inter_item)
+
+    def _term(self, anchor: Tensor, positive: Tensor) -> Tensor:
+        loss = info_nce(anchor, positive, self.tau, self.normalize)
+        if self.direction == "both":
+            loss = 0.5 * (loss + info_nce(positive, anchor, self.tau, self.normalize))
+        return loss
 
     def forward(
         self,
@@ -186,4 +223,8 @@ class BMALoss(torch.nn.Module):
         return self.intra_weight * parts.intra + self.inter_weight * parts.inter
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau}, intra_weight={self.intra_weight}, inter_weight={self.inter_weight}"
+        return (
+            f"tau={self.tau}, intra_weight={self.intra_weight}, "
+            f"inter_weight={self.inter_weight}, direction={self.direction}, "
+            f"normalize={self.normalize}"
+        )

@@ -52,6 +52,13 @@ class ModalEncoder(torch.nn.Module):
         use_gate (bool, optional): Apply the filter gate. (default: :obj:`True`)
         use_graph (bool, optional): Propagate over the relation graphs.
             (default: :obj:`True`)
+        use_item_graph (bool, optional): Propagate items over :math:`\tilde{\mathbf{S}}_m`;
+            :obj:`None` follows :obj:`use_graph`. (default: :obj:`None`)
+        use_user_graph (bool, optional): Propagate users over :math:`\tilde{\mathbf{J}}_m`;
+            :obj:`None` follows :obj:`use_graph`. (default: :obj:`None`)
+        num_layers (int, optional): Propagation layers over the relation graphs (Eq. 6
+            has one; :math:`L_m > 1` gives :math:`\tilde{\mathbf{S}}_m^{L_m}
+            \hat{\mathbf{E}}_m`, as FREEDOM's item graph). (default: :obj:`1`)
 
     Shapes:
         - **input:** item features ``[N, d_m]``, user mean operator ``[M, N]``, ID
@@ -66,12 +73,20 @@ class ModalEncoder(torch.nn.Module):
         out_channels: int,
         use_gate: bool = True,
         use_graph: bool = True,
+        use_item_graph: bool | None = None,
+        use_user_graph: bool | None = None,
+        num_layers: int = 1,
     ):
         super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"ModalEncoder: num_layers must be >= 1, got {num_layers}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.use_gate = use_gate
-        self.use_graph = use_graph
+        self.use_item_graph = use_graph if use_item_graph is None else use_item_graph
+        self.use_user_graph = use_graph if use_user_graph is None else use_user_graph
+        self.use_graph = self.use_item_graph or self.use_user_graph
+        self.num_layers = num_layers
         self.projection = torch.nn.Linear(in_channels, out_channels)
         self.reset_parameters()
 
@@ -104,12 +119,20 @@ class ModalEncoder(torch.nn.Module):
         if self.use_gate:
             item = torch.sigmoid(item) * item_id_embedding
             user = torch.sigmoid(user) * user_id_embedding
-        if self.use_graph:
-            if user_graph is None or item_graph is None:
-                raise ValueError("ModalEncoder(use_graph=True) needs both relation graphs")
-            item = item_graph(item)
-            user = user_graph(user)
+        if self.use_item_graph:
+            if item_graph is None:
+                raise ValueError("ModalEncoder(use_item_graph=True) needs the item graph")
+            for _ in range(self.num_layers):
+                item = item_graph(item)
+        if self.use_user_graph:
+            if user_graph is None:
+                raise ValueError("ModalEncoder(use_user_graph=True) needs the user graph")
+            for _ in range(self.num_layers):
+                user = user_graph(user)
         return user, item
 
     def extra_repr(self) -> str:
-        return f"use_gate={self.use_gate}, use_graph={self.use_graph}"
+        return (
+            f"use_gate={self.use_gate}, use_item_graph={self.use_item_graph}, "
+            f"use_user_graph={self.use_user_graph}, num_layers={self.num_layers}"
+        )

@@ -88,9 +88,30 @@ class S3Loss(torch.nn.Module):
     gradient is unchanged, the value is shifted by :math:`\mathrm{mean}(\mathbf{T}^2)`),
     which saves its :math:`O(B \min(B, \sum_m d_m)^2)`-sized product during training.
 
+    **Scale.** Eq. 8 writes :math:`\|\mathbf{P} - \mathbf{T}\|_2` (a norm, not squared)
+    while Fig. 5 says "Mean Square Error"; both readings are available through
+    :obj:`distance` and :obj:`reduction`, with :math:`\mathbf{D} = \mathbf{P} -
+    \mathbf{T}`:
+
+    ============  ===========  ================================================
+    distance      reduction    value
+    ============  ===========  ================================================
+    ``squared``   ``mean``     :math:`\frac{1}{B^2}\sum_{ab} D_{ab}^2` (Fig. 5's MSE, above)
+    ``squared``   ``sum``      :math:`\sum_{ab} D_{ab}^2`
+    ``norm``      ``mean``     :math:`\sqrt{\frac{1}{B^2}\sum_{ab} D_{ab}^2} =
+                               \|\mathbf{D}\|_F / B` (Eq. 8 once the whole objective,
+                               summed over the batch in Eq. 9–13, is divided by :math:`B`)
+    ``norm``      ``sum``      :math:`\|\mathbf{D}\|_F` (Eq. 8 as printed)
+    ============  ===========  ================================================
+
+    The ``norm`` readings need the constant term, so they always include it.
+
     Args:
         include_constant (bool, optional): Add the constant term so that the value equals
             the definition. (default: :obj:`True`)
+        distance (str, optional): ``"squared"`` or ``"norm"``. (default: :obj:`"squared"`)
+        reduction (str, optional): ``"mean"`` or ``"sum"`` over the :math:`B^2` pairs.
+            (default: :obj:`"mean"`)
 
     Shapes:
         - **input:** representations ``[B, d]``, a sequence of raw features ``[B, d_m]``
@@ -98,9 +119,31 @@ class S3Loss(torch.nn.Module):
         - **output:** scalar
     """
 
-    def __init__(self, include_constant: bool = True):
+    DISTANCES = ("squared", "norm")
+    REDUCTIONS = ("mean", "sum")
+
+    def __init__(
+        self, include_constant: bool = True, distance: str = "squared", reduction: str = "mean"
+    ):
         super().__init__()
-        self.include_constant = include_constant
+        if distance not in self.DISTANCES:
+            raise ValueError(f"S3Loss: distance must be one of {self.DISTANCES}, got {distance!r}")
+        if reduction not in self.REDUCTIONS:
+            raise ValueError(
+                f"S3Loss: reduction must be one of {self.REDUCTIONS}, got {reduction!r}"
+            )
+        self.distance = distance
+        self.reduction = reduction
+        # sqrt needs the true sum of squares, not one shifted by a constant
+        self.include_constant = include_constant or distance == "norm"
+
+    def _finish(self, sum_of_squares: Tensor, batch_size: int) -> Tensor:
+        if self.distance == "norm":
+            # the expanded form can round a little below 0; the clamp keeps sqrt's
+            # gradient finite when P == T
+            loss = sum_of_squares.clamp(min=1e-12).sqrt()
+            return loss / batch_size if self.reduction == "mean" else loss
+        return sum_of_squares / batch_size**2 if self.reduction == "mean" else sum_of_squares
 
     @staticmethod
     def target_factor(features: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
@@ -147,7 +190,7 @@ class S3Loss(torch.nn.Module):
         loss = (emb.t() @ emb).pow(2).sum() - 2 * (emb.t() @ factor).pow(2).sum()
         if self.include_constant:
             loss = loss + self._constant(factor)
-        return loss / batch_size**2
+        return self._finish(loss, batch_size)
 
     def gathered(self, representation: Tensor, factor_table: Tensor, index: Tensor) -> Tensor:
         r"""The loss of :meth:`from_factor` with the factor
@@ -173,7 +216,7 @@ class S3Loss(torch.nn.Module):
         loss = (emb.t() @ emb).pow(2).sum() - 2 * cross.pow(2).sum()
         if self.include_constant:
             loss = loss + self._constant(table.index_select(0, index).to(emb.dtype))
-        return loss / batch_size**2
+        return self._finish(loss, batch_size)
 
     @staticmethod
     def _constant(factor: Tensor) -> Tensor:
@@ -181,4 +224,7 @@ class S3Loss(torch.nn.Module):
         return (small.t() @ small).pow(2).sum()
 
     def extra_repr(self) -> str:
-        return f"include_constant={self.include_constant}"
+        return (
+            f"include_constant={self.include_constant}, distance={self.distance}, "
+            f"reduction={self.reduction}"
+        )

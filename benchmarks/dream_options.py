@@ -1,0 +1,309 @@
+r"""DREAM's options, one at a time: each variant of the model (a few ``--set`` overrides
+of the declared defaults) trained with ``dreamgeo train``, its best valid Recall@20 /
+NDCG@20 and the test metrics at that epoch in one markdown table, plus the loss scales
+(value and gradient norm of each weighted term against BPR's) of a few variants.
+
+Resumable: every run has its own ``--out-dir`` under ``--runs-dir`` and is reused when
+its ``result.json`` exists; a run started but unfinished is started again. Runs start
+one at a time while ``--time-budget`` seconds are left; the table shows what has landed.
+
+Example::
+
+    OMP_NUM_THREADS=1 python benchmarks/dream_options.py --time-budget 3600 \
+        --out benchmarks/results/dream-options-scientific.md
+    python benchmarks/dream_options.py --preset small --variants default,paper --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: name -> (overrides of the declared defaults, what it tests)
+VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
+    "default": ({}, "the declared defaults"),
+    "paper": (
+        {
+            "s3_distance": "norm",
+            "s3_reduction": "mean",
+            "ablation_scope": "encoder",
+            "gate_input": "id",
+            "feature_norm": "none",
+            "bma_direction": "one",
+            "bma_similarity": "dot",
+            "fusion": "sum",
+            "relation_graph_sides": "both",
+            "num_modal_layers": 1,
+            "user_modal": "graph",
+            "modality_dropout": 0.0,
+        },
+        "every option at the paper's literal reading (configs/paper/dream.yaml)",
+    ),
+    # --- S3 (Eq. 8)
+    "s3_norm_mean": ({"s3_distance": "norm", "s3_reduction": "mean"}, "S3 = ||P-T||_F / B"),
+    "s3_norm_sum": ({"s3_distance": "norm", "s3_reduction": "sum"}, "S3 = ||P-T||_F"),
+    "s3_squared_sum": ({"s3_distance": "squared", "s3_reduction": "sum"}, "S3 = sum (P-T)^2"),
+    "no_s3": ({"use_s3": False}, "w/o S3"),
+    "s3_weight_0.5": ({"s3_weight": 0.5}, "gamma 0.5"),
+    # --- BMA (Eq. 9-11)
+    "no_alignment": ({"use_intra": False, "use_inter": False}, "w/o BMA"),
+    "no_intra": ({"use_intra": False}, "w/o Intra"),
+    "no_inter": ({"use_inter": False}, "w/o Inter"),
+    "tau_0.1": ({"tau": 0.1}, "BMA temperature 0.1"),
+    "tau_0.5": ({"tau": 0.5}, "BMA temperature 0.5"),
+    "bma_both": ({"bma_direction": "both"}, "symmetric InfoNCE"),
+    "bma_dot": ({"bma_similarity": "dot"}, "dot-product InfoNCE (Eq. 9-11 as printed)"),
+    # --- encoder (Eq. 4-6)
+    "gate_behavior": ({"gate_input": "behavior"}, "gate multiplies the propagated E_B"),
+    "no_filter_gate": ({"use_filter_gate": False}, "w/o filter gate"),
+    "graphs_item": ({"relation_graph_sides": "item"}, "item-item graphs only"),
+    "graphs_user": ({"relation_graph_sides": "user"}, "user-user graphs only"),
+    "no_relation_graphs": ({"use_relation_graphs": False}, "w/o relation graphs"),
+    "feat_l2": ({"feature_norm": "l2"}, "L2-normalized feature rows"),
+    "feat_standardize": ({"feature_norm": "standardize"}, "standardized feature columns"),
+    "feat_whiten": ({"feature_norm": "whiten"}, "shrunk PCA whitening (beyond the paper)"),
+    "no_text_encoder": ({"ablation": "no_text_encoder"}, "w/o text encoder (gate+graphs)"),
+    "no_text_modality": (
+        {"ablation": "no_text_encoder", "ablation_scope": "modality"},
+        "w/o text: the whole modality",
+    ),
+    "no_image_modality": (
+        {"ablation": "no_image_encoder", "ablation_scope": "modality"},
+        "w/o image: the whole modality",
+    ),
+    # --- fusion (Eq. 12)
+    "fusion_concat": ({"fusion": "concat"}, "score = e_B.e_B + e_M.e_M"),
+    "fusion_learnable": ({"fusion": "learnable"}, "E_B + w E_M, w learned"),
+    # --- beyond the paper
+    "modal_layers_2": ({"num_modal_layers": 2}, "2 layers over the relation graphs"),
+    "modal_layers_3": ({"num_modal_layers": 3}, "3 layers over the relation graphs"),
+    "user_modal_items": ({"user_modal": "items"}, "user modal = mean of its items' (MGCN)"),
+    "modality_dropout_0.2": ({"modality_dropout": 0.2}, "modality dropout 0.2"),
+    "num_layers_3": ({"num_layers": 3}, "3 behaviour layers"),
+}
+
+#: Variants whose loss scales are measured (at initialization and at the best epoch).
+SCALE_VARIANTS = ("default", "paper", "s3_norm_sum")
+
+
+def _run_dir(root: Path, variant: str, seed: int) -> Path:
+    return root / f"{variant}-s{seed}"
+
+
+def _value(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def run_variant(
+    variant: str,
+    overrides: dict[str, Any],
+    seed: int,
+    root: Path,
+    data_args: list[str],
+    epochs: int | None,
+) -> dict | None:
+    out = _run_dir(root, variant, seed)
+    result = out / "result.json"
+    if result.exists():
+        return json.loads(result.read_text())
+    if out.exists():
+        shutil.rmtree(out)  # an unfinished run: start it again
+    cmd = [sys.executable, "-m", "dreamgeo.cli", "train", "--model", "dream", *data_args]
+    for key, value in overrides.items():
+        cmd += ["--set", f"{key}={_value(value)}"]
+    cmd += ["--seed", str(seed), "--out-dir", str(out), "--no-progress", "--no-diagnostics"]
+    if epochs is not None:
+        cmd += ["--epochs", str(epochs)]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    print(f"[dream_options] {variant} seed {seed}: {' '.join(cmd[3:])}", flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode != 0 or not result.exists():
+        print(proc.stdout[-2000:], proc.stderr[-4000:], sep="\n", file=sys.stderr)
+        return None
+    print(f"[dream_options]   done in {time.perf_counter() - start:.0f} s", flush=True)
+    return json.loads(result.read_text())
+
+
+def _metric(result: dict, split: str, name: str) -> float:
+    return float(result[split][name])
+
+
+def _stats(values: list[float]) -> str:
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def table(results: dict[str, dict[int, dict]]) -> str:
+    base = [_metric(r, "valid", "recall@20") for r in results.get("default", {}).values() if r]
+    base_mean = statistics.mean(base) if base else math.nan
+    rows = [
+        "| variant | overrides | seeds | valid R@20 | valid N@20 | Δ valid R@20 | "
+        "test R@20 | test N@20 | best epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, per_seed in results.items():
+        done = [r for r in per_seed.values() if r]
+        if not done:
+            continue
+        vr = [_metric(r, "valid", "recall@20") for r in done]
+        vn = [_metric(r, "valid", "ndcg@20") for r in done]
+        tr = [_metric(r, "test", "recall@20") for r in done]
+        tn = [_metric(r, "test", "ndcg@20") for r in done]
+        delta = (statistics.mean(vr) / base_mean - 1) * 100 if base else math.nan
+        overrides = ", ".join(f"{k}={_value(v)}" for k, v in VARIANTS[variant][0].items())
+        rows.append(
+            f"| {variant} | {overrides or '—'} | {len(done)} | {_stats(vr)} | {_stats(vn)} | "
+            f"{delta:+.1f}% | {_stats(tr)} | {_stats(tn)} | "
+            f"{', '.join(str(r['best_epoch']) for r in done)} |"
+        )
+    return "\n".join(rows)
+
+
+def loss_scales(variant: str, root: Path, data_args: list[str], seed: int) -> list[str]:
+    r"""Value and gradient norm (over all parameters) of each weighted term of the
+    objective on one batch of 2048 triples, at initialization and at the best epoch;
+    S3 is evaluated with its constant so the value is the definition's."""
+    import torch
+
+    from dreamgeo.datasets.schema import INTERACTS, ITEM
+    from dreamgeo.models.registry import build_model
+    from dreamgeo.nn.s3_loss import S3Loss
+    from dreamgeo.train_command import load_data
+
+    out = _run_dir(root, variant, seed)
+    if not (out / "checkpoint.pt").exists():
+        return []
+    preset = data_args[data_args.index("--preset") + 1] if "--preset" in data_args else None
+    data, _ = load_data(None, "data", preset)
+    hparams = json.loads((out / "run.json").read_text())["hparams"]
+    overrides = {
+        k: v
+        for k, v in hparams.items()
+        if k not in ("lr", "batch_size", "epochs", "patience", "seed", "max_time")
+    }
+    overrides.update(VARIANTS[variant][0])
+    torch.manual_seed(seed)
+    model = build_model("dream", data, overrides)
+    edges = data[INTERACTS].edge_index
+    gen = torch.Generator().manual_seed(1)
+    pick = torch.randint(edges.size(1), (2048,), generator=gen)
+    users, pos = edges[0, pick], edges[1, pick]
+    neg = torch.randint(data[ITEM].num_nodes, (2048,), generator=gen)
+    lines = []
+    for stage in ("init", "best"):
+        if stage == "best":
+            state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+            model.load_state_dict(state["model"], strict=False)
+        model.train()
+        rep = model.representations()
+        ub, um = rep.user_behavior[users], rep.user_modal[users]
+        pb, pm = rep.item_behavior[pos], rep.item_modal[pos]
+        uf, pf = model.fuse(ub, um), model.fuse(pb, pm)
+        nf = model.fuse(rep.item_behavior[neg], rep.item_modal[neg])
+        terms = {"bpr": model.bpr.ranking((uf * pf).sum(-1), (uf * nf).sum(-1))}
+        if model.bma is not None:
+            parts = model.bma.parts(ub, pb, um, pm)
+            terms["alpha*intra"] = model.bma.intra_weight * parts.intra
+            terms["beta*inter"] = model.bma.inter_weight * parts.inter
+        if model.s3 is not None:
+            s3 = S3Loss(True, model.s3.distance, model.s3.reduction)
+            terms["gamma*s3"] = model.s3_weight * (
+                s3.gathered(pm, model.s3_item_factor, pos)
+                + s3.gathered(um, model.s3_user_factor, users)
+            )
+        params = [p for p in model.parameters() if p.requires_grad]
+        norms = {}
+        for name, value in terms.items():
+            grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+            norms[name] = math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None))
+        bpr_norm = norms["bpr"] or math.nan
+        for name, value in terms.items():
+            lines.append(
+                f"| {variant} | {stage} | {name} | {float(value):.4g} | {norms[name]:.3g} | "
+                f"{norms[name] / bpr_norm:.3g} |"
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default=None, help="planted preset instead of scientific")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument(
+        "--finalists", default="", help="variants run with --finalist-seeds as well"
+    )
+    parser.add_argument("--finalist-seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=None, help="epoch budget per run")
+    parser.add_argument("--runs-dir", default=None, help="(default: runs/dream-options/<data>)")
+    parser.add_argument("--time-budget", type=float, default=math.inf, help="seconds")
+    parser.add_argument("--scales", action="store_true", help="measure the loss scales")
+    parser.add_argument("--out", default=None, help="write the markdown table here")
+    args = parser.parse_args(argv)
+
+    data_name = args.preset or "scientific"
+    data_args = ["--preset", args.preset] if args.preset else []
+    root = Path(args.runs_dir or REPO / "runs" / "dream-options" / data_name)
+    root.mkdir(parents=True, exist_ok=True)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {sorted(VARIANTS)}")
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    finalists = [v for v in args.finalists.split(",") if v]
+    final_seeds = [int(s) for s in args.finalist_seeds.split(",") if s]
+    plan = [(v, s) for v in variants for s in seeds]
+    plan += [(v, s) for v in finalists for s in final_seeds if (v, s) not in plan]
+
+    start = time.perf_counter()
+    results: dict[str, dict[int, dict]] = {}
+    for variant, seed in plan:
+        finished = (_run_dir(root, variant, seed) / "result.json").exists()
+        if not finished and time.perf_counter() - start > args.time_budget:
+            print(f"[dream_options] time budget spent; skipping {variant} seed {seed}")
+            continue
+        result = run_variant(variant, VARIANTS[variant][0], seed, root, data_args, args.epochs)
+        results.setdefault(variant, {})[seed] = result
+
+    epochs = f", at most {args.epochs} epochs" if args.epochs else ""
+    text = [
+        f"DREAM options on {data_name} (valid metrics at the best valid-R@20 epoch, "
+        f"test at that epoch; mean ± sample std over seeds{epochs}; Δ against "
+        "'default')",
+        "",
+        table(results),
+    ]
+    if args.scales:
+        text += [
+            "",
+            "Loss scales on one batch of 2048 triples: value of each weighted term and the "
+            "norm of its gradient over all parameters, relative to BPR's.",
+            "",
+            "| variant | stage | term | value | grad norm | grad / BPR grad |",
+            "|---|---|---|---|---|---|",
+        ]
+        for variant in SCALE_VARIANTS:
+            text += loss_scales(variant, root, data_args, seeds[0])
+    print("\n".join(text))
+    if args.out:
+        Path(args.out).write_text("\n".join(text) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
