@@ -184,6 +184,56 @@ class DREAM(Recommender):
             ``bfloat16`` pays off on GPUs and on CPUs with AMX or AVX-512 BF16 (4.4×
             faster projection forward on our test CPU); elsewhere it is emulated and
             slower. (default: :obj:`"float32"`)
+
+    **Readings of the paper.** Where the paper is ambiguous, each reading is an option;
+    :data:`PAPER_OPTIONS` (``configs/paper/dream.yaml``) holds the most literal one.
+
+    Args:
+        s3_distance (str, optional): Eq. 8 prints the norm :math:`\|\mathbf{P} -
+            \mathbf{T}\|_2` (``"norm"``), Fig. 5 says Mean Square Error (``"squared"``).
+            See :class:`~dreamgeo.nn.S3Loss`. (default: :obj:`"squared"`)
+        s3_reduction (str, optional): ``"mean"`` or ``"sum"`` over the :math:`B^2` pairs
+            of Eq. 8 (with ``"norm"``: :math:`\|\mathbf{D}\|_F / B` or
+            :math:`\|\mathbf{D}\|_F`). Eq. 9–13 sum over the batch where we average, so
+            Eq. 8 printed, divided like the rest by :math:`B`, is ``norm``/``mean``
+            (the paper preset). (default: :obj:`"mean"`)
+        ablation_scope (str, optional): What "w/o Image/Text Encoder" (Table 3) removes
+            for :obj:`plain_modalities`: ``"encoder"`` (filter gate and relation graphs,
+            Eq. 4–6; a plain projection of the features stays) or ``"modality"`` (the
+            whole modality: no projection, no S3 target, its :math:`\alpha_m` given to
+            the others). (default: :obj:`"encoder"`)
+        gate_input (str, optional): What the filter gate (Eq. 4) multiplies: ``"id"``,
+            the layer-0 ID embedding :math:`\mathbf{E}_B` of the formula (as MGCN does),
+            or ``"behavior"``, the propagated :math:`\bar{\mathbf{E}}_B` that the text
+            around Eq. 4 names. (default: :obj:`"id"`)
+        feature_norm (str, optional): Raw features as the encoder's projection sees them:
+            ``"none"`` (the paper), ``"l2"``, ``"standardize"`` or ``"whiten"`` (beyond
+            the paper), see :func:`normalize_features`. Relation graphs and S3 targets
+            use the raw features. (default: :obj:`"none"`)
+        bma_direction (str, optional): Pairs of BMA's InfoNCE (Eq. 9–11): ``"one"``
+            (users against in-batch items, behaviour against in-batch modal rows, as
+            printed) or ``"both"`` (the mean with the reverse direction).
+            (default: :obj:`"one"`)
+        bma_similarity (str, optional): ``"cosine"`` (normalized rows) or ``"dot"`` (the
+            raw :math:`\mathbf{e}\cdot\mathbf{e}'/\tau` of Eq. 9–11 as printed).
+            (default: :obj:`"cosine"`)
+        fusion (str, optional): Scoring representation: ``"sum"`` (Eq. 12,
+            :math:`\mathbf{E}_B + \mathbf{E}_M`), ``"concat"`` (score
+            :math:`\mathbf{e}_B^u\cdot\mathbf{e}_B^i + \mathbf{e}_M^u\cdot
+            \mathbf{e}_M^i`) or ``"learnable"`` (:math:`\mathbf{E}_B + w\mathbf{E}_M`,
+            :math:`w` learned from 1). (default: :obj:`"sum"`)
+        relation_graph_sides (str, optional): Relation graphs of Eq. 5–6 used:
+            ``"both"``, ``"item"`` (item–item only) or ``"user"`` (user–user only); the
+            other side keeps its gated projection. (default: :obj:`"both"`)
+        num_modal_layers (int, optional): Layers over the relation graphs (Eq. 6 has
+            one; beyond the paper). (default: :obj:`1`)
+        user_modal (str, optional): ``"graph"`` (Eq. 4–6: the user's gated mean
+            features over the user–user graph) or ``"items"`` (beyond the paper, as
+            MGCN: the mean of the user's training items' modal representations; no
+            user–user graph). (default: :obj:`"graph"`)
+        modality_dropout (float, optional): Probability that a modality leaves the
+            modal line for one training step (weights of the rest renormalized; beyond
+            the paper). (default: :obj:`0.0`)
     """
 
     #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in

@@ -1,0 +1,333 @@
+"""DREAM's declared options (issue 15): each builds and trains, each changes (or removes)
+its part of the computation, the paper preset reproduces Eq. 8-11 on a hand-computed
+4-row batch, and the declared defaults are the documented winner."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dreamgeo import DREAM
+from dreamgeo.models.dream import PAPER_OPTIONS
+from dreamgeo.nn import BMALoss, S3Loss
+from tests.conftest import make_random_data
+
+#: Every declared option and the values that are not its default.
+OPTION_VALUES = {
+    "s3_distance": ["norm"],
+    "s3_reduction": ["sum"],
+    "ablation_scope": ["modality"],
+    "gate_input": ["behavior"],
+    "feature_norm": ["l2", "standardize", "whiten"],
+    "bma_direction": ["both"],
+    "bma_similarity": ["dot"],
+    "fusion": ["concat", "learnable"],
+    "relation_graph_sides": ["item", "user"],
+    "num_modal_layers": [2],
+    "user_modal": ["items"],
+    "modality_dropout": [0.5],
+}
+
+#: The winning configuration documented in
+#: benchmarks/results/dream-options-scientific.md (chosen on valid Recall@20).
+DOCUMENTED_WINNER = {
+    "s3_distance": "squared",
+    "s3_reduction": "mean",
+    "ablation_scope": "encoder",
+    "gate_input": "id",
+    "feature_norm": "none",
+    "bma_direction": "one",
+    "bma_similarity": "cosine",
+    "fusion": "sum",
+    "relation_graph_sides": "both",
+    "num_modal_layers": 1,
+    "user_modal": "graph",
+    "modality_dropout": 0.0,
+    "tau": 0.2,
+    "intra_weight": 0.01,
+    "inter_weight": 0.01,
+    "s3_weight": 0.1,
+    "image_weight": 0.3,
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    torch.manual_seed(0)
+    data = make_random_data()
+    DREAM(data, knn_k=3)  # builds and stores the relation graphs once
+    return data
+
+
+def _build(data, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return DREAM(copy.copy(data), knn_k=3, **kwargs)
+
+
+def _batch(data, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    users, pos = data["user", "interacts", "item"].edge_index
+    neg = torch.randint(data["item"].num_nodes, (users.numel(),), generator=gen)
+    return users, pos, neg
+
+
+def _one_epoch(model, data):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    users, pos, neg = _batch(data)
+    model.train()
+    for start in range(0, users.numel(), 16):
+        part = slice(start, start + 16)
+        loss, parts = model.loss(users[part], pos[part], neg[part])
+        assert torch.isfinite(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        user, item = model()
+    assert user.shape[0] == data["user"].num_nodes and item.shape[0] == data["item"].num_nodes
+    assert torch.isfinite(user @ item.t()).all()
+    return parts
+
+
+def test_every_option_is_declared_with_choices():
+    declared = set(DREAM.HPARAMS)
+    assert set(OPTION_VALUES) <= declared
+    for name, values in OPTION_VALUES.items():
+        param = DREAM.HPARAMS[name]
+        if param.type is str:
+            assert param.choices is not None and param.default in param.choices
+            assert set(values) <= set(param.choices)
+        for value in values:
+            param.check(value, "test")
+
+
+@pytest.mark.parametrize(
+    "option,value", [(k, v) for k, values in OPTION_VALUES.items() for v in values]
+)
+def test_option_builds_and_trains_one_epoch(data, option, value):
+    _one_epoch(_build(data, **{option: value}), data)
+
+
+def test_paper_preset_trains_one_epoch(data):
+    _one_epoch(_build(data, **PAPER_OPTIONS), data)
+
+
+def _loss_parts(model, data):
+    users, pos, neg = _batch(data)
+    model.train()
+    return model.loss(users, pos, neg)[1]
+
+
+def _scores(model):
+    model.eval()
+    with torch.no_grad():
+        user, item = model()
+    return user @ item.t()
+
+
+@pytest.mark.parametrize(
+    "option,value,part",
+    [
+        ("s3_distance", "norm", "s3"),
+        ("s3_reduction", "sum", "s3"),
+        ("bma_direction", "both", "intra"),
+        ("bma_direction", "both", "inter"),
+        ("bma_similarity", "dot", "intra"),
+        ("bma_similarity", "dot", "inter"),
+    ],
+)
+def test_loss_options_change_their_term(data, option, value, part):
+    base = _loss_parts(_build(data), data)
+    changed = _loss_parts(_build(data, **{option: value}), data)
+    assert not torch.allclose(base[part], changed[part])
+    assert torch.allclose(base["bpr"], changed["bpr"])  # same model, only the loss differs
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("gate_input", "behavior"),
+        ("feature_norm", "l2"),
+        ("feature_norm", "standardize"),
+        ("feature_norm", "whiten"),
+        ("fusion", "concat"),
+        ("relation_graph_sides", "item"),
+        ("relation_graph_sides", "user"),
+        ("num_modal_layers", 2),
+        ("user_modal", "items"),
+        ("ablation_scope", "modality"),
+    ],
+)
+def test_model_options_change_the_scores(data, option, value):
+    kwargs = {"plain_modalities": ("image",)} if option == "ablation_scope" else {}
+    base = _scores(_build(data, **kwargs))
+    changed = _scores(_build(data, **kwargs, **{option: value}))
+    assert base.shape == changed.shape
+    assert not torch.allclose(base, changed)
+
+
+def test_fusion_learnable_starts_at_sum_and_learns(data):
+    base, model = _build(data), _build(data, fusion="learnable")
+    assert torch.allclose(_scores(base), _scores(model))  # w = 1 at start: Eq. 12
+    _one_epoch(model, data)
+    assert model.fusion_weight.item() != 1.0
+
+
+def test_relation_graph_sides_remove_the_other_graph(data):
+    item_only = _build(data, relation_graph_sides="item")
+    assert len(item_only.user_graphs) == 0 and len(item_only.item_graphs) == 2
+    user_only = _build(data, relation_graph_sides="user")
+    assert len(user_only.item_graphs) == 0 and len(user_only.user_graphs) == 2
+    items_users = _build(data, user_modal="items")
+    assert len(items_users.user_graphs) == 0
+    user, item = items_users.modal()
+    assert torch.allclose(user, items_users.user_mean(item))
+
+
+def test_ablation_scope_modality_removes_the_whole_modality(data):
+    encoder = _build(data, plain_modalities=("text",))
+    assert "text" in encoder.encoders and not encoder.encoders["text"].use_gate
+    whole = _build(data, plain_modalities=("text",), ablation_scope="modality")
+    assert list(whole.encoders) == ["image"] and whole.modal_weights == {"image": 1.0}
+    assert whole.s3_item_factor.size(1) == data["item"].x_image.size(1)
+    with pytest.raises(ValueError, match="every modality"):
+        _build(data, plain_modalities=("text", "image"), ablation_scope="modality")
+
+
+def test_modality_dropout_only_while_training(data):
+    base, model = _build(data), _build(data, modality_dropout=0.5)
+    assert torch.allclose(_scores(base), _scores(model))  # eval: no dropout
+    model.train()
+    torch.manual_seed(1)
+    seen = {tuple(sorted(m for m, w in model._step_modal_weights().items() if w > 0))}
+    for _ in range(30):
+        seen.add(tuple(sorted(m for m, w in model._step_modal_weights().items() if w > 0)))
+    assert ("image",) in seen and ("text",) in seen and () not in seen
+
+
+def test_feature_norm_is_the_encoder_input_only(data):
+    model = _build(data, feature_norm="l2")
+    assert torch.allclose(model.features("image").norm(dim=-1), torch.ones(20))
+    base = _build(data)
+    assert torch.equal(model.s3_item_factor, base.s3_item_factor)
+
+
+def test_invalid_option_values_are_refused(data):
+    for option in ("s3_distance", "fusion", "gate_input", "relation_graph_sides"):
+        with pytest.raises(ValueError, match=option):
+            _build(data, **{option: "nope"})
+
+
+# ---------------------------------------------------------------- paper equations by hand
+
+
+def _hand_s3(rep, feats, weights):
+    """Eq. 8 as printed: || P - T ||_2 over the batch's pairs, P and T cosine matrices,
+    divided by B like every other term of Eq. 14 (norm / mean)."""
+    b = rep.size(0)
+    total = 0.0
+    for a in range(b):
+        for c in range(b):
+            p = torch.dot(rep[a], rep[c]) / (rep[a].norm() * rep[c].norm())
+            t = sum(
+                w * torch.dot(x[a], x[c]) / (x[a].norm() * x[c].norm())
+                for x, w in zip(feats, weights)
+            )
+            total = total + (p - t) ** 2
+    return {
+        ("norm", "mean"): total.sqrt() / b,
+        ("norm", "sum"): total.sqrt(),
+        ("squared", "mean"): total / b**2,
+        ("squared", "sum"): total,
+    }
+
+
+def _hand_info_nce(anchor, positive, tau, normalize):
+    """Eq. 9-11: mean over k of -log exp(a_k.p_k / tau) / sum_j exp(a_k.p_j / tau)."""
+    if normalize:
+        anchor, positive = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)
+    b = anchor.size(0)
+    total = 0.0
+    for k in range(b):
+        logits = [torch.dot(anchor[k], positive[j]) / tau for j in range(b)]
+        total = total - (logits[k] - torch.logsumexp(torch.stack(logits), 0))
+    return total / b
+
+
+@pytest.mark.parametrize("distance", ["norm", "squared"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_s3_readings_match_eq8_by_hand(distance, reduction):
+    torch.manual_seed(0)
+    rep = torch.randn(4, 5, dtype=torch.float64)
+    feats = [torch.randn(4, 7, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)]
+    weights = [0.3, 0.7]
+    expected = _hand_s3(rep, feats, weights)[(distance, reduction)]
+    for constant in (True, False):  # the norm readings always add the constant
+        loss = S3Loss(constant or distance == "norm", distance, reduction)
+        if not loss.include_constant:
+            continue
+        assert torch.allclose(loss(rep, feats, weights), expected, atol=1e-6, rtol=0)
+        table = S3Loss.target_factor(feats, weights)
+        got = loss.gathered(rep, table, torch.arange(4))
+        assert torch.allclose(got, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("direction", ["one", "both"])
+def test_bma_readings_match_eq9_11_by_hand(normalize, direction):
+    torch.manual_seed(0)
+    ub, ib, um, im = (0.5 * torch.randn(4, 6, dtype=torch.float64) for _ in range(4))
+    bma = BMALoss(0.2, 0.01, 0.03, direction=direction, normalize=normalize)
+
+    def term(a, p):
+        one = _hand_info_nce(a, p, 0.2, normalize)
+        return one if direction == "one" else 0.5 * (one + _hand_info_nce(p, a, 0.2, normalize))
+
+    parts = bma.parts(ub, ib, um, im)
+    assert abs(float(parts.bia - term(ub, ib))) < 1e-6
+    assert abs(float(parts.mia - term(um, im))) < 1e-6
+    assert abs(float(parts.inter_user - term(ub, um))) < 1e-6
+    assert abs(float(parts.inter_item - term(ib, im))) < 1e-6
+    expected = 0.01 * (term(ub, ib) + term(um, im)) + 0.03 * (term(ub, um) + term(ib, im))
+    assert abs(float(bma(ub, ib, um, im) - expected)) < 1e-6
+
+
+def test_paper_preset_loss_terms_match_the_equations_on_a_4_row_batch(data):
+    model = _build(data, **PAPER_OPTIONS)
+    users = torch.tensor([0, 3, 5, 7])
+    pos = torch.stack(
+        [
+            data["user", "interacts", "item"].edge_index[1][
+                data["user", "interacts", "item"].edge_index[0] == u
+            ][0]
+            for u in users
+        ]
+    )
+    neg = torch.tensor([1, 2, 3, 4])
+    model.train()
+    _, parts = model.loss(users, pos, neg)
+    with torch.no_grad():
+        rep = model.representations()
+    ub, um = rep.user_behavior[users].double(), rep.user_modal[users].double()
+    ib, im = rep.item_behavior[pos].double(), rep.item_modal[pos].double()
+    tau = model.bma.tau
+    intra = _hand_info_nce(ub, ib, tau, False) + _hand_info_nce(um, im, tau, False)
+    inter = _hand_info_nce(ub, um, tau, False) + _hand_info_nce(ib, im, tau, False)
+    assert abs(float(parts["intra"]) - float(intra)) < 1e-5 * max(1.0, float(intra))
+    assert abs(float(parts["inter"]) - float(inter)) < 1e-5 * max(1.0, float(inter))
+    # S3 on items (raw features) and users (mean of their training items' features)
+    names, weights = model.modalities, [model.modal_weights[m] for m in model.modalities]
+    raw = {m: data["item"][f"x_{m}"].double() for m in names}
+    user_raw = {m: model.user_mean.matrix.double() @ raw[m] for m in names}
+    s3 = _hand_s3(im, [raw[m][pos] for m in names], weights)[("norm", "mean")]
+    s3 = s3 + _hand_s3(um, [user_raw[m][users] for m in names], weights)[("norm", "mean")]
+    assert math.isclose(float(parts["s3"]), float(s3), abs_tol=1e-5)
+
+
+def test_defaults_are_the_documented_winner():
+    defaults = DREAM.HPARAMS.defaults()
+    for name, value in DOCUMENTED_WINNER.items():
+        assert defaults[name] == value, name
