@@ -11,6 +11,7 @@ from dreamgeo.models.bpr import BPRMF
 from dreamgeo.models.dream import ABLATIONS, DREAM
 from dreamgeo.models.dualgnn import DualGNN
 from dreamgeo.models.freedom import FREEDOM
+from dreamgeo.models.lattice import LATTICE
 from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.lightgcn import LightGCN
 from dreamgeo.models.mgcn import MGCN
@@ -42,6 +43,7 @@ __all__ = [
     "DualGNN",
     "SLMRec",
     "BM3",
+    "LATTICE",
     "FREEDOM",
     "MGCN",
     "LGMRec",
