@@ -4,6 +4,7 @@ from dreamgeo.train.checkpoint import atomic_save, atomic_write_text
 from dreamgeo.train.evaluate import FullRankEvaluator
 from dreamgeo.train.sampler import BPRSampler
 from dreamgeo.train.trainer import TrainConfig, Trainer, TrainResult, resolve_device
+from dreamgeo.train.tune import TuneError, Tuner, TuneResult
 
 __all__ = [
     "atomic_save",
@@ -14,4 +15,7 @@ __all__ = [
     "Trainer",
     "TrainResult",
     "resolve_device",
+    "Tuner",
+    "TuneError",
+    "TuneResult",
 ]
