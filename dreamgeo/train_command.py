@@ -399,7 +399,8 @@ def _best_baseline_table(dataset: str, model: str) -> str | None:
 
 
 def _configs_root() -> Path:
-    r"""The repository's ``configs/`` folder (tuned configurations)."""
+    r"""The repository's ``configs/`` folder (tuned configurations; the same as
+    :func:`dreamgeo.experiments.command.configs_root`)."""
     return Path(__file__).resolve().parent.parent / "configs"
 
 

@@ -1,10 +1,11 @@
 r"""BMA as a plug-in: PyG's own LightGCN (behaviour) plus a small modal encoder, trained
 by dreamgeo's Trainer with and without :class:`~dreamgeo.BMALoss`.
 
-    python examples/bma_plugin.py                      # planted 'baby' preset
-    python examples/bma_plugin.py --preset tiny --epochs 20   # a few seconds
+    python examples/bma_plugin.py                 # embedded real 'scientific' data
+    python examples/bma_plugin.py --preset tiny   # planted synthetic data, seconds
 
-Prints a markdown table of test Recall/NDCG@{10,20} at the best validation epoch.
+Prints one line per epoch, then a markdown table of valid and test Recall/NDCG@20 at the
+best validation epoch. Uses only dreamgeo's public API.
 """
 
 from __future__ import annotations
@@ -17,19 +18,27 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 from torch_geometric.nn.models import LightGCN as PyGLightGCN
+from torch_geometric.utils import scatter
 
 from dreamgeo import BMALoss, BPRLoss
-from dreamgeo.cli import load_data
-from dreamgeo.datasets import PLANTED_PRESETS
-from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key, modality_names
-from dreamgeo.models import Recommender
-from dreamgeo.models.modal_inputs import user_mean_operator
+from dreamgeo.datasets import (
+    INTERACTS,
+    ITEM,
+    PLANTED_PRESETS,
+    USER,
+    MMRecDataset,
+    feature_key,
+    load,
+    modality_names,
+    write_planted,
+)
+from dreamgeo.models import BMAPlugin, Recommender
 from dreamgeo.train import TrainConfig, Trainer
 
 __all__ = ["LightGCNWithModalEncoder", "main"]
 
 
-class LightGCNWithModalEncoder(Recommender):
+class LightGCNWithModalEncoder(BMAPlugin, Recommender):
     r"""Behaviour: :class:`torch_geometric.nn.models.LightGCN` on the homogeneous
     user–item graph (users ``0..M-1``, items ``M..M+N-1``, both edge directions).
     Modal: a linear projection of the concatenated, L2-normalized item features,
@@ -64,19 +73,16 @@ class LightGCNWithModalEncoder(Recommender):
         features = [F.normalize(data[ITEM][feature_key(m)].float()) for m in modality_names(data)]
         self.register_buffer("features", torch.cat(features, dim=-1), persistent=False)
         self.modal = torch.nn.Linear(self.features.size(1), embedding_dim)
-        self.user_mean = user_mean_operator(data[INTERACTS].edge_index, num_users, num_items)
+        self.register_buffer("interactions", data[INTERACTS].edge_index, persistent=False)
         self.bpr = BPRLoss(reg_weight)
         self.bma = bma
 
     def representations(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         behavior = self.behavior.get_embedding(self.graph)
         item_modal = self.modal(self.features)
-        return (
-            behavior[: self.num_users],
-            behavior[self.num_users :],
-            self.user_mean(item_modal),
-            item_modal,
-        )
+        user, item = self.interactions  # a user's modal vector: mean of its items'
+        user_modal = scatter(item_modal[item], user, 0, dim_size=self.num_users, reduce="mean")
+        return behavior[: self.num_users], behavior[self.num_users :], user_modal, item_modal
 
     def forward(self) -> tuple[Tensor, Tensor]:
         user_behavior, item_behavior, user_modal, item_modal = self.representations()
@@ -98,15 +104,14 @@ class LightGCNWithModalEncoder(Recommender):
         )
         total = bpr + self.bpr.reg_weight * reg
         parts = {"bpr": bpr.detach(), "reg": reg.detach()}
-        if self.bma is not None:
-            bma = self.bma(
-                user_behavior[users],
-                item_behavior[pos_items],
-                user_modal[users],
-                item_modal[pos_items],
-            )
-            total = total + bma
-            parts["bma"] = bma.detach()
+        total = self.add_bma(
+            total,
+            parts,
+            user_behavior[users],
+            item_behavior[pos_items],
+            user_modal[users],
+            item_modal[pos_items],
+        )
         return total, parts
 
 
@@ -114,9 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--preset",
-        default="baby",
+        default=None,
         choices=sorted(PLANTED_PRESETS),
-        help="planted preset (default: baby)",
+        help="a planted synthetic preset instead of the embedded real data",
     )
     parser.add_argument("--data-root", default="data", help="where planted data is written")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the planted data")
@@ -134,13 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     args = build_parser().parse_args(argv)
-    data, source = load_data(f"planted_{args.preset}", args.data_root, args.preset, args.data_seed)
+    if args.preset is None:
+        data, source = load("scientific"), "the embedded 'scientific' dataset (real)"
+    else:
+        name = f"planted_{args.preset}"
+        write_planted(args.data_root, name, preset=args.preset, seed=args.data_seed)
+        data, source = MMRecDataset(args.data_root, name)[0], f"planted '{args.preset}'"
     print(f"data: {source}")
     rows = []
     for label, bma in (
         ("without BMA", None),
         ("with BMA", BMALoss(args.tau, args.intra_weight, args.inter_weight)),
     ):
+        print(f"\nPyG LightGCN + modal encoder, {label}")
         torch.manual_seed(args.seed)
         model = LightGCNWithModalEncoder(data, bma=bma)
         config = TrainConfig(
@@ -156,18 +167,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
         rows.append(
             {
                 "model": f"PyG LightGCN + modal encoder, {label}",
-                **{key: result.test[key] for key in ("recall@10", "recall@20")},
-                **{key: result.test[key] for key in ("ndcg@10", "ndcg@20")},
+                "valid_recall@20": result.valid["recall@20"],
+                "valid_ndcg@20": result.valid["ndcg@20"],
+                "recall@20": result.test["recall@20"],
+                "ndcg@20": result.test["ndcg@20"],
                 "best_epoch": result.best_epoch,
                 "epoch_time": result.epoch_time,
             }
         )
-    print("\n| model | R@10 | R@20 | N@10 | N@20 | best epoch | s/epoch |")
+    print("\n| model | valid R@20 | valid N@20 | test R@20 | test N@20 | best epoch | s/epoch |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['model']} | {row['recall@10']:.4f} | {row['recall@20']:.4f} | "
-            f"{row['ndcg@10']:.4f} | {row['ndcg@20']:.4f} | {row['best_epoch']} | "
+            f"| {row['model']} | {row['valid_recall@20']:.4f} | {row['valid_ndcg@20']:.4f} | "
+            f"{row['recall@20']:.4f} | {row['ndcg@20']:.4f} | {row['best_epoch']} | "
             f"{row['epoch_time']:.2f} |"
         )
     return rows

@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from dreamgeo import BMALoss
-from dreamgeo.models.registry import BMA_PLUGIN_MODELS, build_model
+from dreamgeo.models import MODELS, build_model
 from dreamgeo.train import TrainConfig, Trainer
 from tests.conftest import make_random_data
+
+BMA_PLUGIN_MODELS = tuple(name for name, info in MODELS.items() if info.bma_plugin)
 
 K = 3
 TAU, INTRA, INTER = 0.3, 0.05, 0.02
@@ -170,7 +172,8 @@ def test_example_prints_a_table_with_and_without_bma(tmp_path, capsys):
     args = ["--preset", "tiny", "--epochs", "3", "--batch-size", "512", "--lr", "5e-3"]
     rows = example.main([*args, "--data-root", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "| model | R@10 | R@20 | N@10 | N@20 | best epoch |" in out
+    assert "| model | valid R@20 | valid N@20 | test R@20 | test N@20 | best epoch |" in out
+    assert "epoch 1/3" in out  # one line per epoch
     assert [row["model"].endswith(("without BMA", "with BMA")) for row in rows] == [True, True]
     assert "without BMA" in rows[0]["model"] and "with BMA" in rows[1]["model"]
     for row in rows:

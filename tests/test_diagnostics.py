@@ -26,8 +26,7 @@ from dreamgeo.diagnostics import (
 )
 from dreamgeo.diagnostics.pyplot import import_pyplot
 from dreamgeo.graph.hetero import user_mean_features
-from dreamgeo.models import LightGCN
-from dreamgeo.nn import DualRepresentation
+from dreamgeo.models import DualRepresentation, LightGCN
 from dreamgeo.train import TrainConfig, Trainer
 
 

@@ -6,8 +6,10 @@ import math
 import pytest
 
 from dreamgeo.cli import build_parser
+from dreamgeo.config import given_hparam_flags, resolve_run
 from dreamgeo.experiments import (
     GRID,
+    TABLE2_MODELS,
     ExperimentRunner,
     RunSpec,
     ablation_runs,
@@ -41,7 +43,8 @@ def _result(r20, valid_r20=None, best_epoch=5, **extra):
 
 
 def test_specs_cover_the_papers_tables_and_parse_as_train_arguments():
-    assert len(overall_comparison_runs()) == 10
+    assert len(overall_comparison_runs()) == len(TABLE2_MODELS) >= 10
+    assert TABLE2_MODELS[:2] == ("bpr", "lightgcn") and TABLE2_MODELS[-1] == "dream"
     assert {s.ablation for s in ablation_runs()} == {
         "no_filter_gate",
         "no_relation_graphs",
@@ -61,15 +64,16 @@ def test_specs_cover_the_papers_tables_and_parse_as_train_arguments():
     assert len({s.name for s in grid}) == len(grid)
     assert [s.seed for s in seed_runs(("dream",), (0, 1, 2))] == [0, 1, 2]
 
+    def resolved(spec):
+        args = build_parser().parse_args(["train", *spec.argv()])
+        return resolve_run(args.model, flags=given_hparam_flags(args))[1]
+
     spec = RunSpec("dream", 3, options=(("s3_weight", 0.5), ("image_weight", 0.1)))
-    args = build_parser().parse_args(["train", *spec.argv()])
-    assert (args.model, args.seed, args.s3_weight) == ("dream", 3, 0.5)
-    assert args.modal_weights == pytest.approx({"image": 0.1, "text": 0.9})
+    values = resolved(spec)
+    assert (values["seed"], values["s3_weight"], values["image_weight"]) == (3, 0.5, 0.1)
     assert spec.name == "dream-s3_weight=0.5-image_weight=0.1-seed3"
-    args = build_parser().parse_args(["train", *RunSpec("mgcn", bma=True).argv()])
-    assert args.bma and args.model == "mgcn"
-    ablated = RunSpec("dream", ablation="no_s3")
-    assert build_parser().parse_args(["train", *ablated.argv()]).ablation == "no_s3"
+    assert resolved(RunSpec("mgcn", bma=True))["bma"] is True
+    assert resolved(RunSpec("dream", ablation="no_s3"))["ablation"] == "no_s3"
 
 
 def test_grid_choice_uses_validation_never_test():
@@ -116,19 +120,19 @@ def test_overall_ablation_bma_and_seed_tables_compute_what_they_print():
 
 def test_runner_trains_reuses_and_refuses_stale_results(tmp_path, capsys):
     common = ["--preset", "tiny", "--data-root", str(tmp_path / "data"), "--epochs", "2"]
-    common += ["--batch-size", "512", "--knn-k", "5"]
+    common += ["--batch-size", "512"]
     runner = ExperimentRunner(tmp_path / "runs", common)
     spec = RunSpec("lightgcn", seed=1)
     first = runner.run(spec)
     stored = json.loads((tmp_path / "runs" / spec.name / "result.json").read_text())
-    assert first == stored and stored["epochs_run"] == 2 and stored["args"]["seed"] == 1
+    assert first == stored and stored["epochs_run"] == 2 and stored["hparams"]["seed"] == 1
     mtime = (tmp_path / "runs" / spec.name / "result.json").stat().st_mtime
     assert runner.run(spec) == first
     assert "reusing" in capsys.readouterr().out
     assert (tmp_path / "runs" / spec.name / "result.json").stat().st_mtime == mtime
 
     changed = ExperimentRunner(tmp_path / "runs", [*common, "--epochs", "3"])
-    with pytest.raises(ValueError, match="other arguments \\(epochs\\)"):
+    with pytest.raises(ValueError, match="other arguments \\(hparams.epochs: stored 2, now 3"):
         changed.run(spec)
 
 
@@ -167,7 +171,7 @@ def test_figures_are_drawn_from_the_experiment_runs(tmp_path):
     from dreamgeo.experiments.command import draw_figures
 
     common = ["--preset", "tiny", "--data-root", str(tmp_path / "data"), "--epochs", "2"]
-    runner = ExperimentRunner(tmp_path / "runs", [*common, "--knn-k", "5"])
+    runner = ExperimentRunner(tmp_path / "runs", common)
     runner.run_all([RunSpec("dream"), RunSpec("vbpr"), RunSpec("vbpr", bma=True)])
     logged = json.loads((tmp_path / "runs" / "dream-seed0" / "metrics.jsonl").open().readline())
     assert 0 <= logged["forgetting_item_text"] <= 2

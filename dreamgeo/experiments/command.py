@@ -4,6 +4,8 @@ table as markdown and CSV."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from dreamgeo.experiments.spec import (
     TABLE2_MODELS,
     TABLE3_ABLATIONS,
     TABLE4_MODELS,
+    RunSpec,
     ablation_runs,
     bma_plugin_runs,
     grid_runs,
@@ -33,17 +36,7 @@ from dreamgeo.experiments.spec import (
 __all__ = ["add_experiment_parser", "run_experiment"]
 
 # flags passed through to every run when given
-_PASSED_ON = (
-    "epochs",
-    "patience",
-    "lr",
-    "batch_size",
-    "max_time",
-    "device",
-    "knn_k",
-    "embedding_dim",
-    "data_seed",
-)
+_PASSED_ON = ("epochs", "patience", "lr", "batch_size", "max_time", "device", "data_seed")
 
 
 def _names(text: str) -> list[str]:
@@ -79,7 +72,9 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
         choices=[*EXPERIMENTS, "all"],
         help="; ".join(f"{name}: {text}" for name, text in EXPERIMENTS.items()),
     )
-    parser.add_argument("--dataset", default="baby")
+    parser.add_argument(
+        "--dataset", default=None, help="dataset (default: the embedded 'scientific')"
+    )
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--preset", choices=sorted(PLANTED_PRESETS), default=None)
     parser.add_argument("--data-seed", type=int, default=None)
@@ -109,8 +104,26 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive_int, default=None)
     run.add_argument("--max-time", type=_positive_float, default=None, help="seconds per run")
     run.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    run.add_argument("--knn-k", type=_positive_int, default=None)
-    run.add_argument("--embedding-dim", type=_positive_int, default=None)
+    run.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        metavar="KEY=VALUE",
+        default=None,
+        help="a hyper-parameter for every run (repeatable); every run's model must take "
+        "it, else nothing runs",
+    )
+    parser.add_argument(
+        "--tuned",
+        action="store_true",
+        help="train each model from its tuned configuration CONFIGS_DIR/<dataset>/<model>."
+        "yaml (written by dreamgeo tune --export); a missing file is an error",
+    )
+    parser.add_argument(
+        "--configs-dir",
+        default=None,
+        help="folder of tuned configurations (default: the repository's configs/)",
+    )
     parser.add_argument(
         "--force", action="store_true", help="retrain runs stored with other arguments"
     )
@@ -131,6 +144,41 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
     return parser
 
 
+def configs_root() -> Path:
+    r"""The repository's ``configs/`` folder of tuned configurations."""
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def _tuned(spec: RunSpec, folder: Path) -> RunSpec:
+    path = folder / f"{spec.model}.yaml"
+    if not path.is_file():
+        raise SystemExit(
+            f"dreamgeo experiment: --tuned: {path} does not exist; tune the model first "
+            f"(dreamgeo tune --model {spec.model} ... --export {path})"
+        )
+    return dataclasses.replace(spec, config=str(path))
+
+
+def _write_tuned_results(specs: list[RunSpec], results: dict[str, dict], path: Path) -> Path:
+    from dreamgeo.models import MODELS
+
+    rows = [
+        {
+            "model": spec.model,
+            "label": MODELS[spec.model].label,
+            "config": Path(spec.config).name if spec.config else None,
+            "valid": results[spec.name]["valid"],
+            "test": results[spec.name]["test"],
+            "best_epoch": results[spec.name]["best_epoch"],
+        }
+        for spec in specs
+        if spec.name in results
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2) + "\n")
+    return path
+
+
 def _check_models(names: list[str], known: list[str], flag: str = "--models") -> None:
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -139,8 +187,10 @@ def _check_models(names: list[str], known: list[str], flag: str = "--models") ->
 
 def run_experiment(args: argparse.Namespace) -> int:
     r"""Runs ``args.experiment`` (or all of them) and writes its tables."""
-    from dreamgeo.models.registry import BMA_PLUGIN_MODELS
-    from dreamgeo.nn.dream import ABLATIONS
+    from dreamgeo.datasets.source import resolve_source
+    from dreamgeo.models import ABLATIONS, MODELS
+
+    bma_models = [name for name, info in MODELS.items() if info.bma_plugin]
 
     names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     if "figures" in names and names[-1] != "figures":  # figures need the other runs
@@ -148,20 +198,24 @@ def run_experiment(args: argparse.Namespace) -> int:
     if args.models is not None:
         _check_models(args.models, args.models_known)
     if "table4" in names and args.models is not None:
-        _check_models(args.models, list(BMA_PLUGIN_MODELS), "--models (table4 needs BMA)")
+        _check_models(args.models, bma_models, "--models (table4 needs BMA)")
     _check_models(args.ablations, list(ABLATIONS), "--ablations")
 
-    real_files = Path(args.data_root) / args.dataset / f"{args.dataset}.inter"
-    planted = args.preset is not None or not real_files.exists()
-    data_name = f"planted_{args.preset or 'baby'}" if planted else args.dataset
+    source = resolve_source(args.dataset, args.data_root, args.preset, args.data_seed or 0)
+    data_name = source.name
     out_root = Path(args.out_root or f"runs/experiments/{data_name}")
-    common = ["--dataset", args.dataset, "--data-root", args.data_root]
+    common = ["--data-root", args.data_root]
+    if args.dataset is not None:
+        common += ["--dataset", args.dataset]
     if args.preset is not None:
         common += ["--preset", args.preset]
     for key in _PASSED_ON:
         value = getattr(args, key)
         if value is not None:
             common += [f"--{key.replace('_', '-')}", str(value)]
+    for item in args.assignments or ():
+        common += ["--set", item]
+    configs = Path(args.configs_dir) if args.configs_dir else configs_root()
     runner = ExperimentRunner(out_root, common, force=args.force, progress=args.progress)
     seeds = args.seeds or [0]
 
@@ -182,6 +236,10 @@ def run_experiment(args: argparse.Namespace) -> int:
         else:
             specs = seed_runs(args.models or ("lightgcn", "dream"), args.seeds or [0, 1, 2])
             build = seed_table
+        if args.tuned:
+            specs = [_tuned(spec, configs / data_name) for spec in specs]
+        for spec in specs:  # every run's settings are checked before any trains
+            runner.expected_args(spec)
         if args.report_only:
             results = {
                 spec.name: result
@@ -210,6 +268,9 @@ def run_experiment(args: argparse.Namespace) -> int:
         (out_root / f"{name}.csv").write_text(table.csv())
         print(markdown)
         print(f"dreamgeo: wrote {out_root / name}.md and .csv")
+        if name == "table2" and args.tuned:
+            path = _write_tuned_results(specs, results, configs / data_name / "table2.json")
+            print(f"dreamgeo: wrote {path} (read by dreamgeo train to show the best baseline)")
         if runner.failures:
             print("dreamgeo: failed runs:\n  " + "\n  ".join(runner.failures), file=sys.stderr)
             return 1
@@ -231,8 +292,8 @@ def draw_figures(
 
     A run is looked up in ``out_root`` first, then in each of :obj:`extra_roots`.
     """
-    from dreamgeo.train_command import load_run
     from dreamgeo.diagnostics import plot_behavior_modal_cosine, plot_dual_tsne, plot_forgetting
+    from dreamgeo.train_command import load_run
 
     roots = [out_root, *(extra_roots or [])]
 

@@ -63,6 +63,8 @@ class RunSpec:
             (default: :obj:`False`)
         options (dict, optional): Further ``dreamgeo train`` flags without dashes, e.g.
             ``{"s3_weight": 0.5}``. (default: :obj:`{}`)
+        config (str, optional): A ``--config`` file the run starts from (a tuned
+            configuration). (default: :obj:`None`)
     """
 
     model: str
@@ -70,6 +72,7 @@ class RunSpec:
     ablation: str = "full"
     bma: bool = False
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    config: str | None = None
 
     @property
     def name(self) -> str:
@@ -80,12 +83,16 @@ class RunSpec:
         if self.bma:
             parts.append("bma")
         parts.extend(f"{key}={_format(value)}" for key, value in self.options)
+        if self.config is not None:
+            parts.append("tuned")
         parts.append(f"seed{self.seed}")
         return "-".join(parts)
 
     def argv(self) -> list[str]:
         r"""The run's own ``dreamgeo train`` flags."""
         argv = ["--model", self.model, "--seed", str(self.seed)]
+        if self.config is not None:
+            argv += ["--config", self.config]
         if self.ablation != "full":
             argv += ["--ablation", self.ablation]
         if self.bma:

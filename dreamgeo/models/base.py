@@ -76,10 +76,12 @@ class BMAPlugin:
         \mathcal{L} \leftarrow \mathcal{L} + \alpha \mathcal{L}_{Intra}
         + \beta \mathcal{L}_{Inter}
 
-    The model sets ``self.bma`` (a :class:`~dreamgeo.nn.BMALoss` or :obj:`None`).
+    The model sets ``self.bma`` (a :class:`~dreamgeo.nn.BMALoss` or :obj:`None`) in
+    its constructor. (No class-level default: :class:`torch.nn.Module` keeps a
+    sub-module in ``_modules``, which a class attribute would shadow.)
     """
 
-    bma: BMALoss | None = None
+    bma: BMALoss | None
 
     def add_bma(
         self,

@@ -288,26 +288,42 @@ def get_model(name: str) -> ModelInfo:
     listing the registered names otherwise."""
     key = name.lower()
     if key not in MODELS:
-        raise HParamError(f"unknown model '{name}'; choose one of {', '.join(MODELS)}")
+        raise HParamError(f"Unknown model '{name}'; choose one of {', '.join(MODELS)}")
     return MODELS[key]
 
 
 def build_model(
-    name: str, data: HeteroData, hparams: Mapping[str, Any] | None = None, **runtime: Any
+    name: str, data: HeteroData, hparams: Mapping[str, Any] | None = None, **kwargs: Any
 ) -> Recommender:
     r"""The model ``name`` built on ``data``: its declared defaults overridden by
-    ``hparams`` (declared names or aliases, checked), plus runtime options.
+    ``hparams`` and by keyword arguments (declared names or aliases, checked), plus
+    runtime options (:data:`RUNTIME_OPTIONS`). A :class:`~dreamgeo.nn.BMALoss` given as
+    ``bma=`` is plugged in as it is (models registered with ``bma_plugin=True``).
 
     Args:
         name (str): Model name, e.g. ``"freedom"``.
         data (HeteroData): The dataset (``DESIGN.md`` section 2).
         hparams (Mapping[str, Any], optional): Hyper-parameter values.
             (default: :obj:`None`, the declared defaults)
-        **runtime: Options of :data:`RUNTIME_OPTIONS`, e.g. ``graph_cache_dir``.
+        **kwargs: More hyper-parameter values, runtime options (e.g.
+            ``graph_cache_dir``) or ``bma=BMALoss(...)``.
+
+    Example:
+        >>> model = build_model("lightgcn", data, num_layers=3)  # doctest: +SKIP
+        >>> model = build_model("vbpr", data, bma=BMALoss(0.2, 0.01, 0.01))  # doctest: +SKIP
     """
     info = get_model(name)
-    values = info.resolve(("build_model", dict(hparams or {})))
-    return info.build(data, values, **runtime)
+    plugin = None
+    if "bma" in kwargs and (kwargs["bma"] is None or isinstance(kwargs["bma"], BMALoss)):
+        plugin = kwargs.pop("bma")  # a ready BMALoss, or None: no plug-in
+    if plugin is not None and not info.bma_plugin:
+        raise HParamError(f"build_model: {info.name} takes no BMA plug-in")
+    runtime = {key: kwargs.pop(key) for key in RUNTIME_OPTIONS if key in kwargs}
+    values = info.resolve(("build_model", {**dict(hparams or {}), **kwargs}))
+    model = info.build(data, values, **runtime)
+    if plugin is not None:
+        model.bma = plugin
+    return model
 
 
 def models_in_table(table: str) -> tuple[str, ...]:
