@@ -1,11 +1,19 @@
 r"""Train DREAM with the paper's protocol and print its Recall/NDCG table.
 
+    python examples/train_amazon.py
+
+trains on the embedded real dataset (Amazon Industrial & Scientific with CLIP image and
+text features, shipped with the package), prints one line per epoch with the time left,
+then the valid/test Recall and NDCG @10/@20 beside the best tuned baseline's, and writes
+a run folder (checkpoint, metrics, training curve). The same command again is refused
+rather than overwriting that folder: add ``--resume`` to continue it after a crash, or
+``--overwrite``. MMRec's Baby/Sports/Clothing folders:
+
     python examples/train_amazon.py --dataset baby --data-root data
 
-reads ``data/baby/baby.inter`` and the feature files (MMRec format); when they are absent
-it generates the planted synthetic ``baby`` preset and says so (``--preset`` picks
-another). Every option: ``python examples/train_amazon.py --help``. The same command is
-``dreamgeo train ...``.
+reads ``data/baby/baby.inter`` and the feature files (MMRec format); ``--preset NAME``
+trains on a planted synthetic preset. Every option: ``python examples/train_amazon.py
+--help``. The same command is ``dreamgeo train ...``.
 
 The paper's tables come from the same script:
 
