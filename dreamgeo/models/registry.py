@@ -79,7 +79,9 @@ TRAIN_HPARAMS = HParams(
             "patience",
             int,
             20,
-            "epochs without a better valid Recall@20 before stopping",
+            "epochs without a better valid Recall@20 before stopping (stops after exactly "
+            "this many; MMRec's stopping_step stops after one more, as it tests cur_step > "
+            "stopping_step)",
             low=1,
             aliases=("stopping_step",),
             target=TRAIN,

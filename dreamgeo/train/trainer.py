@@ -56,7 +56,10 @@ class TrainConfig:
         batch_size (int, optional): BPR triples per step. (default: :obj:`2048`)
         lr (float, optional): Adam learning rate. (default: :obj:`1e-3`)
         patience (int, optional): Epochs without a better validation metric before
-            stopping. (default: :obj:`20`)
+            stopping: training ends after exactly :obj:`patience` such epochs in a row
+            (MMRec's ``stopping_step`` counts one more: its ``early_stopping`` stops when
+            ``cur_step > stopping_step``, i.e. after 21 evaluations without improvement
+            for the default 20, evaluating every epoch). (default: :obj:`20`)
         stopping_metric (str, optional): Validation metric that selects the best epoch.
             (default: :obj:`"recall@20"`)
         ks (tuple[int, ...], optional): Cut-offs evaluated. (default: :obj:`(5, 10, 20, 50)`)
