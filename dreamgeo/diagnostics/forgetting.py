@@ -94,7 +94,7 @@ def modal_information_forgetting(
     0 when the learned representations keep every pairwise cosine of the raw features
     (e.g. any orthogonal map of them, up to scale), grows as they drift, and is invariant
     to rotations and rescaling of either space. With :obj:`centered=True` both
-    similarity vectors are centred first (:math:`1 - ` Pearson correlation, as in
+    similarity vectors are centred first (:math:`1 -` Pearson correlation, as in
     representational similarity analysis), which ignores a shift of all similarities
     by a constant (e.g. raw image features whose cosines all sit near 0.9).
 
