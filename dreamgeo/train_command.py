@@ -145,12 +145,14 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def default_cache_dir(data_root: str, cache_dir: str | None = None) -> str:
-    r"""Where relation graphs and processed data are cached: :obj:`cache_dir` if given,
-    else ``data_root/cache`` when that can be written, else the per-user cache
-    directory (see :func:`dreamgeo.datasets.cache.resolve_cache_dir`)."""
+    r"""Where relation graphs are cached: ``<cache_dir>/<key>/cache`` if :obj:`cache_dir`
+    is given, else ``data_root/cache`` when the data root exists and can be written,
+    else ``<per-user cache>/<key>/cache`` (see
+    :func:`dreamgeo.datasets.cache.resolve_cache_dir`; ``$DREAMGEO_CACHE_DIR``
+    overrides the per-user folder)."""
     from dreamgeo.datasets.cache import resolve_cache_dir
 
-    return str(resolve_cache_dir(Path(data_root) / "cache", cache_dir))
+    return str(resolve_cache_dir(Path(data_root), cache_dir) / "cache")
 
 
 def load_data(
