@@ -755,7 +755,7 @@ class Tuner:
         self.log(
             f"dreamgeo tune: {finished} of {self.target} trials finished already; "
             f"running {remaining} more"
-            + (f" (at most {self.timeout:g} s)" if self.timeout and remaining else "")
+            + (f" (at most {self.timeout:.0f} s)" if self.timeout and remaining else "")
         )
         files: list[Path] = []
         if remaining:
