@@ -102,9 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             f"\nDREAM / best tuned baseline ({best[0]}) on valid R@20: {ratio:.3f} "
             f"(target 1.03); on test R@20: {float(dream[3]) / float(best[3]):.3f}."
         )
-    print(
-        f"\nmachine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
-    )
+    machine = platform.processor() or platform.machine()
+    print(f"\nmachine: {machine}, python {platform.python_version()}")
     return 0
 
 
