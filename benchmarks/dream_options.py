@@ -94,7 +94,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 #: Variants whose loss scales are measured (at initialization and at the best epoch).
-SCALE_VARIANTS = ("default", "paper", "s3_norm_sum")
+SCALE_VARIANTS = ("default", "s3_norm_mean", "no_alignment", "paper")
 
 
 def _run_dir(root: Path, variant: str, seed: int) -> Path:
@@ -233,8 +233,9 @@ def loss_scales(variant: str, root: Path, data_args: list[str], seed: int) -> li
             norms[name] = math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None))
         bpr_norm = norms["bpr"] or math.nan
         for name, value in terms.items():
+            value = float(value.detach())
             lines.append(
-                f"| {variant} | {stage} | {name} | {float(value):.4g} | {norms[name]:.3g} | "
+                f"| {variant} | {stage} | {name} | {value:.4g} | {norms[name]:.3g} | "
                 f"{norms[name] / bpr_norm:.3g} |"
             )
     return lines
