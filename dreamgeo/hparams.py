@@ -61,6 +61,10 @@ class HParam:
             training-protocol setting). (default: :data:`MODEL`)
         nullable (bool, optional): :obj:`None` (``none`` on the command line) is a valid
             value. (default: :obj:`False`)
+        requires (tuple[str, Any], optional): ``(name, value)``: this hyper-parameter
+            matters only when hyper-parameter ``name`` has ``value`` (e.g. BMA's weights
+            only with ``bma=True``); a tuner does not search it otherwise.
+            (default: :obj:`None`)
     """
 
     name: str
@@ -78,6 +82,7 @@ class HParam:
     aliases: tuple[str, ...] = ()
     target: str = MODEL
     nullable: bool = False
+    requires: tuple[str, Any] | None = None
 
     def __post_init__(self):
         if self.type not in (int, float, bool, str):
@@ -264,19 +269,30 @@ class HParams(Mapping[str, HParam]):
         train = {k: v for k, v in values.items() if self[k].target == TRAIN}
         return model, train
 
-    def searched(self, sampler: str = "tpe") -> list[HParam]:
-        r"""The hyper-parameters a tuner with this :obj:`sampler` varies."""
+    def searched(
+        self, sampler: str = "tpe", values: Mapping[str, Any] | None = None
+    ) -> list[HParam]:
+        r"""The hyper-parameters a tuner with this :obj:`sampler` varies, given the other
+        ``values`` (those whose :attr:`HParam.requires` is not met are left out; without
+        ``values``, the declared defaults decide)."""
+        values = self.defaults() if values is None else values
+        active = [
+            p
+            for p in self.params
+            if p.requires is None or values.get(p.requires[0]) == p.requires[1]
+        ]
         if sampler == "grid":
-            return [p for p in self.params if p.grid is not None]
-        return [p for p in self.params if p.searched]
+            return [p for p in active if p.grid is not None]
+        return [p for p in active if p.searched]
 
-    def grid_space(self) -> dict[str, list[Any]]:
-        r"""The grid sampler's search space: name to grid values."""
-        return {p.name: list(p.grid) for p in self.searched("grid")}
+    def grid_space(self, values: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
+        r"""The grid sampler's search space given the other ``values``: name to grid
+        values."""
+        return {p.name: list(p.grid) for p in self.searched("grid", values)}
 
-    def grid_size(self) -> int:
+    def grid_size(self, values: Mapping[str, Any] | None = None) -> int:
         r"""The number of points of :meth:`grid_space`."""
-        return math.prod(len(values) for values in self.grid_space().values())
+        return math.prod(len(v) for v in self.grid_space(values).values())
 
     def table(self, names: Sequence[str] | None = None) -> str:
         r"""The declarations as a markdown table (name, type, default, range, search

@@ -109,20 +109,25 @@ BMA_HPARAMS = HParams(
             "BMA's InfoNCE temperature",
             low=0.0,
             low_open=True,
+            requires=("bma", True),
         ),
         HParam(
             "bma_intra_weight",
             float,
             0.01,
-            "BMA's Intra-Alignment weight alpha",
+            "BMA's Intra-Alignment weight alpha (0 in the grid: a tuner may switch it off)",
             low=0.0,
+            grid=(0.0, 0.01, 0.03),
+            requires=("bma", True),
         ),
         HParam(
             "bma_inter_weight",
             float,
             0.01,
-            "BMA's Inter-Alignment weight beta",
+            "BMA's Inter-Alignment weight beta (0 in the grid: a tuner may switch it off)",
             low=0.0,
+            grid=(0.0, 0.01, 0.03),
+            requires=("bma", True),
         ),
     ]
 )

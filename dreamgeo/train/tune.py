@@ -392,12 +392,14 @@ class Tuner:
         self.log = log or _say
         self.grid_space = {
             name: values
-            for name, values in info.hparams.grid_space().items()
+            for name, values in info.hparams.grid_space(self.values).items()
             if name not in self.pinned
         }
-        self.tpe_space = [p for p in info.hparams.searched("tpe") if p.name not in self.pinned]
+        self.tpe_space = [
+            p for p in info.hparams.searched("tpe", self.values) if p.name not in self.pinned
+        ]
         if not self.tpe_space:
-            declared = [p.name for p in info.hparams.searched("tpe")]
+            declared = [p.name for p in info.hparams.searched("tpe", self.values)]
             raise TuneError(
                 f"nothing to tune: {info.name} declares no search space"
                 if not declared
