@@ -117,7 +117,8 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
         "--tuned",
         action="store_true",
         help="train each model from its tuned configuration CONFIGS_DIR/<dataset>/<model>."
-        "yaml (written by dreamgeo tune --export); a missing file is an error",
+        "yaml (table4's BMA rows: <model>-bma.yaml), written by dreamgeo tune --export; a "
+        "missing file is an error",
     )
     parser.add_argument(
         "--configs-dir",
@@ -150,11 +151,15 @@ def configs_root() -> Path:
 
 
 def _tuned(spec: RunSpec, folder: Path) -> RunSpec:
-    path = folder / f"{spec.model}.yaml"
+    r"""``spec`` trained from its tuned configuration: ``<model>.yaml``, or for a run
+    with the BMA plug-in ``<model>-bma.yaml`` (the model's tuned configuration with
+    BMA's weights tuned on top, 0 included)."""
+    path = folder / f"{spec.model}{'-bma' if spec.bma else ''}.yaml"
     if not path.is_file():
+        hint = f"--config {folder / spec.model}.yaml --set bma=true " if spec.bma else ""
         raise SystemExit(
             f"dreamgeo experiment: --tuned: {path} does not exist; tune the model first "
-            f"(dreamgeo tune --model {spec.model} ... --export {path})"
+            f"(dreamgeo tune --model {spec.model} {hint}... --export {path})"
         )
     return dataclasses.replace(spec, config=str(path))
 
