@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# BMA as a plug-in (Table 4) with a tuned weight: for each model, its tuned configuration
+# (configs/<dataset>/<model>.yaml) is fixed and BMA's intra/inter weights are searched on
+# their declared grid {0, 0.01, 0.03} x {0, 0.01, 0.03} (9 points; weight 0 switches a
+# part off, so the tuned plug-in can only match or beat the model without it on valid).
+# Then `dreamgeo experiment table4 --tuned` trains both rows from the exported files.
+#
+#   benchmarks/tune_table4.sh [DATASET] [MODELS...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dataset=${1:-scientific}
+shift $(( $# > 0 ? 1 : 0 ))
+models=("$@")
+if [ ${#models[@]} -eq 0 ]; then
+  models=(vbpr bm3 freedom mgcn)
+fi
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+for model in "${models[@]}"; do
+  echo "== $(date -u +%H:%M:%S) tuning BMA in $model on $dataset"
+  python -m dreamgeo.cli tune --model "$model" --dataset "$dataset" \
+    --config "configs/$dataset/$model.yaml" --set bma=true --sampler grid --trials 9 \
+    --out-dir "runs/tune/$dataset-$model-bma" --export "configs/$dataset/$model-bma.yaml"
+done
