@@ -18,7 +18,11 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/acti
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for model in "${models[@]}"; do
   echo "== $(date -u +%H:%M:%S) tuning BMA in $model on $dataset"
+  # the tuned configuration without its (inactive) BMA keys, which would pin them
+  base="runs/tune/$dataset-$model-bma/base.yaml"
+  mkdir -p "$(dirname "$base")"
+  grep -v '^bma' "configs/$dataset/$model.yaml" > "$base"
   python -m dreamgeo.cli tune --model "$model" --dataset "$dataset" \
-    --config "configs/$dataset/$model.yaml" --set bma=true --sampler grid --trials 9 \
+    --config "$base" --set bma=true --sampler grid --trials 9 \
     --out-dir "runs/tune/$dataset-$model-bma" --export "configs/$dataset/$model-bma.yaml"
 done
