@@ -52,7 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", nargs="?", default="scientific")
     parser.add_argument("--runs", default=str(ROOT / "runs"))
+    parser.add_argument(
+        "--write-json",
+        action="store_true",
+        help="also write configs/<dataset>/table2.json (the tuned rows, read by dreamgeo "
+        "train to print the best tuned baseline), as experiment table2 --tuned does",
+    )
     args = parser.parse_args(argv)
+    tuned_rows = []
     runs = Path(args.runs)
     rows = []
     for name in models_in_table("table2"):
@@ -69,6 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         default = _json(
             runs / "experiments" / f"{args.dataset}-defaults" / f"{name}-seed0" / "result.json"
         )
+        if tuned is not None:
+            tuned_rows.append(
+                {
+                    "model": name,
+                    "label": info.label,
+                    "config": f"{name}.yaml",
+                    "valid": tuned["valid"],
+                    "test": tuned["test"],
+                    "best_epoch": tuned["best_epoch"],
+                }
+            )
         trials, minutes = _study(study)
         grid = info.hparams.grid_size()
         rows.append([info.label, *_cells(tuned), *_cells(default), trials, str(grid), minutes])
@@ -102,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             f"\nDREAM / best tuned baseline ({best[0]}) on valid R@20: {ratio:.3f} "
             f"(target 1.03); on test R@20: {float(dream[3]) / float(best[3]):.3f}."
         )
+    if args.write_json:
+        path = ROOT / "configs" / args.dataset / "table2.json"
+        path.write_text(json.dumps(tuned_rows, indent=2) + "\n")
     machine = platform.processor() or platform.machine()
     print(f"\nmachine: {machine}, python {platform.python_version()}")
     return 0
