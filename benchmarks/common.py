@@ -179,3 +179,14 @@ def run_worker(
             return result
     tail = " / ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
     return {"error": f"exit {done.returncode}: {tail[-400:]}"}
+
+
+def build_benchmark_model(name: str, data, **options: Any):
+    r"""Model ``name`` on ``data`` at its declared defaults, with those of the runtime
+    ``options`` (``knn_mode``, ``knn_backend``, ``feature_dtype``, ...) that it takes;
+    the others do not apply to it (e.g. DREAM's feature dtype for a baseline)."""
+    from dreamgeo.models import get_model
+
+    info = get_model(name)
+    runtime = {key: value for key, value in options.items() if key in info.runtime_options}
+    return info.build(data, info.hparams.defaults(), **runtime)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit_result, peak_rss_mb, synchronize  # noqa: E402
+from common import build_benchmark_model, emit_result, peak_rss_mb, synchronize  # noqa: E402
 
 __all__ = ["main", "disable_accelerators"]
 
@@ -58,35 +58,20 @@ def main(argv: list[str] | None = None) -> None:
         disable_accelerators()
     import torch
 
-    from dreamgeo.cli import build_model, build_parser, load_data
+    from dreamgeo.cli import load_data
     from dreamgeo.graph import build_relation_graphs
+    from dreamgeo.models import get_model
     from dreamgeo.train import TrainConfig, Trainer
 
     torch.manual_seed(0)
     data, info = load_data(args.preset, args.data_root, args.preset)
     cli_backend = "faiss" if args.knn_backend == "faiss" else "torch"
-    train_args = build_parser().parse_args(
-        [
-            "train",
-            "--model",
-            args.model,
-            "--preset",
-            args.preset,
-            "--data-root",
-            args.data_root,
-            "--device",
-            args.device,
-            "--batch-size",
-            str(args.batch_size),
-            "--knn-mode",
-            args.knn_mode,
-            "--knn-backend",
-            cli_backend,
-            "--feature-dtype",
-            args.feature_dtype,
-            "--no-progress",
-        ]
-    )
+    options = {
+        "knn_mode": args.knn_mode,
+        "knn_backend": cli_backend,
+        "feature_dtype": args.feature_dtype,
+    }
+    knn_k = get_model(args.model).hparams.defaults().get("knn_k", 10)
     graph_seconds = None
     if args.model == "dream":
         # built here, with the chosen engine, so that their time is reported on its own;
@@ -96,11 +81,11 @@ def main(argv: list[str] | None = None) -> None:
         backend = args.knn_backend
         if args.knn_mode == "ivf" and backend == "torch":
             backend = "torch_ivf"
-        build_relation_graphs(data, k=train_args.knn_k, mode=args.knn_mode, backend=backend)
+        build_relation_graphs(data, k=knn_k, mode=args.knn_mode, backend=backend)
         graph_seconds = time.perf_counter() - tic
     synchronize()
     tic = time.perf_counter()
-    model = build_model(args.model, data, vars(train_args), cache_dir=None)
+    model = build_benchmark_model(args.model, data, **options)
     synchronize()
     build_seconds = time.perf_counter() - tic + (graph_seconds or 0.0)
     config = TrainConfig(

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit_result, peak_rss_mb, synchronize  # noqa: E402
+from common import build_benchmark_model, emit_result, peak_rss_mb, synchronize  # noqa: E402
 
 __all__ = ["main", "synthetic_features"]
 
@@ -119,7 +119,7 @@ def _graphs(args: argparse.Namespace) -> dict:
 def _dream(args: argparse.Namespace) -> dict:
     import torch
 
-    from dreamgeo.cli import build_model, build_parser, load_data
+    from dreamgeo.cli import load_data
     from dreamgeo.graph import build_relation_graphs
     from dreamgeo.train import TrainConfig, Trainer
 
@@ -137,12 +137,8 @@ def _dream(args: argparse.Namespace) -> dict:
         backend=args.backend,
     )
     graph_seconds = time.perf_counter() - tic
-    train_args = build_parser().parse_args(
-        ["train", "--model", "dream", "--preset", args.preset, "--device", args.device]
-        + ["--feature-dtype", args.feature_dtype]
-    )
     tic = time.perf_counter()
-    model = build_model("dream", data, vars(train_args), cache_dir=None)
+    model = build_benchmark_model("dream", data, feature_dtype=args.feature_dtype)
     build_seconds = time.perf_counter() - tic
     trainer = Trainer(
         model,

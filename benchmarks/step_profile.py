@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit_result, synchronize  # noqa: E402
+from common import build_benchmark_model, emit_result, synchronize  # noqa: E402
 
 __all__ = ["RegionTimer", "instrument", "main", "PARTS"]
 
@@ -119,16 +119,12 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from dreamgeo.cli import build_model, build_parser, load_data
+    from dreamgeo.cli import load_data
     from dreamgeo.train import TrainConfig, Trainer
 
     torch.manual_seed(0)
     data, info = load_data(args.preset, args.data_root, args.preset)
-    train_args = build_parser().parse_args(
-        ["train", "--model", args.model, "--preset", args.preset, "--device", args.device]
-        + ["--feature-dtype", args.feature_dtype]
-    )
-    model = build_model(args.model, data, vars(train_args), cache_dir=None)
+    model = build_benchmark_model(args.model, data, feature_dtype=args.feature_dtype)
     trainer = Trainer(
         model,
         data,
