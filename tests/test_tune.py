@@ -16,6 +16,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from dreamgeo.cli import main
 from dreamgeo.hparams import HParams
@@ -26,6 +27,14 @@ fcntl = pytest.importorskip("fcntl")
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = "planted_tiny-lightgcn"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +72,9 @@ def test_sigkill_mid_trial_resumes_without_losing_or_repeating(dirs, capsys):
     command = [sys.executable, "-m", "dreamgeo.cli", "tune", *_data_flags(dirs)]
     command += ["--model", "lightgcn", "--sampler", "grid", "--trials", "3", "--no-prune"]
     command += ["--epochs", "10", "--patience", "10", "--out-dir", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    # one thread everywhere: the trials (killed process), the resumed study (this process)
+    # and the train --config check below sum floats in the same order
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     log = open(dirs["base"] / "killed.log", "w")  # noqa: SIM115
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 240

@@ -540,6 +540,9 @@ class Tuner:
         seed = values["seed"]
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("hparams", values)
+        # CPU float sums depend on the thread count: the retrain of the best trial uses
+        # the same count, so that it reproduces the trial's metric in any process
+        trial.set_user_attr("threads", self._threads)
         if trial.user_attrs.get("interrupted"):  # inherited from the trial it retries
             trial.set_user_attr("interrupted", False)
         hook = _TrialHook(trial, prune=self.pruner is not None)
@@ -556,9 +559,12 @@ class Tuner:
             trial.set_user_attr("result", hook.summary(time.perf_counter() - tic))
         return float(result.valid[_METRIC])
 
-    def _train(self, values: Mapping[str, Any], hooks: list | None = None):
-        r"""Builds (seeded, one build at a time) and trains one configuration."""
-        torch.set_num_threads(self._threads)
+    def _train(
+        self, values: Mapping[str, Any], hooks: list | None = None, threads: int | None = None
+    ):
+        r"""Builds (seeded, one build at a time) and trains one configuration with
+        :obj:`threads` torch threads (default: this tuner's per-job share)."""
+        torch.set_num_threads(threads or self._threads)
         with self._build_lock:
             torch.manual_seed(values["seed"])
             model = self.info.build(self.data, values, **self.runtime)
@@ -901,7 +907,7 @@ class Tuner:
         original_threads = torch.get_num_threads()
         tic = time.perf_counter()
         try:
-            result = self._train(values)
+            result = self._train(values, threads=best.user_attrs.get("threads"))
         finally:
             torch.set_num_threads(original_threads)
         wall = time.perf_counter() - tic
