@@ -112,6 +112,7 @@ def test_loss_equals_independent_sum_of_parts(setup):
         data,
         knn_k=K,
         embedding_dim=8,
+        tau=0.2,
         intra_weight=0.03,
         inter_weight=0.02,
         s3_weight=0.5,
