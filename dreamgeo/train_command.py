@@ -240,7 +240,7 @@ def run_train(args: argparse.Namespace) -> int:
     from dreamgeo.config import given_hparam_flags, resolve_run
     from dreamgeo.datasets.source import data_checksum, load_source, resolve_source
     from dreamgeo.train import TrainConfig, Trainer
-    from dreamgeo.train.run_dir import prepare_run_dir
+    from dreamgeo.train.run_dir import check_run_dir, prepare_run_dir
 
     info, values = resolve_run(args.model, args.config, args.assignments, given_hparam_flags(args))
     if args.list_hparams:
@@ -262,6 +262,8 @@ def run_train(args: argparse.Namespace) -> int:
     out_dir = Path(
         args.out_dir or f"runs/{source.name}-{info.name}{suffix}-seed{train_values['seed']}"
     )
+    if rank == 0:  # a folder that would be refused is refused before any data is read
+        check_run_dir(out_dir, resume=args.resume, overwrite=args.overwrite)
     cache_dir = default_cache_dir(args.data_root, args.cache_dir)
     # rank 0 generates / processes the data and builds the graph caches first; the
     # other ranks then read them instead of racing to write them
@@ -359,7 +361,8 @@ def run_train(args: argparse.Namespace) -> int:
         written.append(plot_training_curve(result.history, out_dir / "training_curve.png"))
     except ImportError as error:
         print(f"dreamgeo: no training curve ({error})")
-    print(f"dreamgeo: run folder {out_dir}: " + ", ".join(path.name for path in written))
+    files = sorted(path.name for path in out_dir.iterdir() if not path.name.startswith("."))
+    print(f"dreamgeo: run folder {out_dir}: " + ", ".join(files))
     return 0
 
 

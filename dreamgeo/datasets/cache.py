@@ -113,6 +113,7 @@ def resolve_cache_dir(
             f"${CACHE_ENV_VAR}" if os.environ.get(CACHE_ENV_VAR, "").strip() else "platformdirs"
         )
         where = user_cache_root() / dataset_cache_key(dataset_dir)
-        reason = f"the dataset folder is not writable; per-user cache from {source}"
+        state = "not writable" if dataset_dir.exists() else "missing"
+        reason = f"the folder is {state}; per-user cache from {source}"
     logger.info("cache for %s: %s (%s)", dataset_dir, where, reason)
     return where

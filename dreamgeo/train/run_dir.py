@@ -11,7 +11,13 @@ from typing import Any
 
 from dreamgeo.train.checkpoint import atomic_write_text
 
-__all__ = ["RunDirError", "RUN_RECORD", "prepare_run_dir", "record_differences"]
+__all__ = [
+    "RunDirError",
+    "RUN_RECORD",
+    "check_run_dir",
+    "prepare_run_dir",
+    "record_differences",
+]
 
 #: The file in a run folder that records what the run is.
 RUN_RECORD = "run.json"
@@ -45,6 +51,24 @@ def record_differences(stored: Mapping[str, Any], new: Mapping[str, Any]) -> lis
     return differences
 
 
+def check_run_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
+    r"""The checks of :func:`prepare_run_dir` that need no run record, so that a run
+    that would be refused is refused before its data is read.
+
+    Raises:
+        RunDirError: When ``out_dir`` holds a run and neither :obj:`resume` nor
+            :obj:`overwrite` is set, or when both are.
+    """
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite contradict each other; give one")
+    present = [name for name in _RUN_FILES if (Path(out_dir) / name).exists()]
+    if present and not resume and not overwrite:
+        raise RunDirError(
+            f"{out_dir} already holds a run ({', '.join(present)}); pass --resume to "
+            "continue it, --overwrite to replace it, or --out-dir for a new folder"
+        )
+
+
 def prepare_run_dir(
     out_dir: str | Path, record: Mapping[str, Any], *, resume: bool, overwrite: bool
 ) -> bool:
@@ -61,8 +85,7 @@ def prepare_run_dir(
     Raises:
         RunDirError: As above, or when both :obj:`resume` and :obj:`overwrite` are set.
     """
-    if resume and overwrite:
-        raise RunDirError("--resume and --overwrite contradict each other; give one")
+    check_run_dir(out_dir, resume=resume, overwrite=overwrite)
     out_dir = Path(out_dir)
     record = json.loads(json.dumps(record))  # the form it takes once stored
     present = [name for name in _RUN_FILES if (out_dir / name).exists()]
@@ -70,11 +93,6 @@ def prepare_run_dir(
         for name in present:
             (out_dir / name).unlink()
         present = []
-    if present and not resume:
-        raise RunDirError(
-            f"{out_dir} already holds a run ({', '.join(present)}); pass --resume to "
-            "continue it, --overwrite to replace it, or --out-dir for a new folder"
-        )
     resuming = False
     if present:
         path = out_dir / RUN_RECORD
