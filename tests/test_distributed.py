@@ -78,8 +78,10 @@ def test_ddp_step_equals_one_process_step_on_the_same_global_batch(tmp_path):
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(tmp_path):
     """`torchrun --nproc_per_node=2 examples/train_amazon.py` trains on the planted
-    `tiny` preset; its test Recall@20 must agree with one process within 0.05
-    (per-rank in-batch negatives and negative streams differ, so not bit for bit)."""
+    `tiny` preset; its test Recall@20 must agree with one process as closely as two
+    one-process runs with different seeds agree with each other (the two-process run
+    draws other negatives, exactly what a seed change does; a single DDP step equals a
+    one-process step exactly, see the test above)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     common = [
         "--preset",
@@ -119,8 +121,18 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         env=env,
         capture_output=True,
     )
+    subprocess.run(
+        [sys.executable, script, *common, "--seed", "1", "--out-dir", str(tmp_path / "seed1")],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     one = json.loads((tmp_path / "one" / "result.json").read_text())
     two = json.loads((tmp_path / "two" / "result.json").read_text())
+    other_seed = json.loads((tmp_path / "seed1" / "result.json").read_text())
     assert "2 processes" in two["data"]
-    assert abs(one["test"]["recall@20"] - two["test"]["recall@20"]) < 0.05, (one, two)
+    spread = abs(one["test"]["recall@20"] - other_seed["test"]["recall@20"])
+    # 3x the seed-to-seed spread, with a floor of 0.01 for two seeds that agree by chance
+    tolerance = max(3 * spread, 0.01)
+    assert abs(one["test"]["recall@20"] - two["test"]["recall@20"]) <= tolerance, (one, two)
     assert two["test"]["recall@20"] > 0.1
