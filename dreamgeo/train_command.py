@@ -28,7 +28,10 @@ class CommandLineError(ValueError):
     r"""A command-line argument that cannot be used; printed without a traceback."""
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, verb: str = "train") -> None:
+    r"""Adds the data flags shared by ``train`` and ``tune`` (``--dataset``,
+    ``--data-root``, ``--preset``, ``--data-seed``, ``--cache-dir``) to ``parser``; the
+    :obj:`verb` goes into ``--preset``'s help."""
     from dreamgeo.datasets import PLANTED_PRESETS
 
     group = parser.add_argument_group("data")
@@ -44,7 +47,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=sorted(PLANTED_PRESETS),
         default=None,
-        help="train on the planted synthetic preset instead (written to DATA_ROOT)",
+        help=f"{verb} on the planted synthetic preset instead (written to DATA_ROOT)",
     )
     group.add_argument(
         "--data-seed", type=non_negative_int, default=0, help="seed of the planted generator"
@@ -90,7 +93,7 @@ def add_train_parser(commands) -> argparse.ArgumentParser:
         "defaults, --config FILE, --set KEY=VALUE and the flags below, in that order; a "
         "key the model does not take is an error. --list-hparams shows them.",
     )
-    _add_data_arguments(train)
+    add_data_arguments(train)
     model = train.add_argument_group("model")
     model.add_argument(
         "--model", choices=list(MODELS), default=None, help="the model (default: dream)"

@@ -7,13 +7,13 @@ import argparse
 from typing import Any
 
 from dreamgeo.argtypes import non_negative_int, positive_float, positive_int
+from dreamgeo.train_command import add_data_arguments
 
 __all__ = ["add_tune_parser", "run_tune"]
 
 
 def add_tune_parser(commands) -> argparse.ArgumentParser:
     r"""Adds the ``tune`` sub-command to ``dreamgeo``'s sub-parsers."""
-    from dreamgeo.datasets import PLANTED_PRESETS
     from dreamgeo.models import MODELS
 
     parser = commands.add_parser(
@@ -26,29 +26,7 @@ def add_tune_parser(commands) -> argparse.ArgumentParser:
         "the test split is never used to choose). Killed at any moment, the same command "
         "resumes the study. See docs/tuning.md.",
     )
-    data = parser.add_argument_group("data (as dreamgeo train)")
-    data.add_argument(
-        "--dataset",
-        default=None,
-        help="MMRec dataset name under DATA_ROOT, else an embedded dataset of that name "
-        "(default: the embedded real 'scientific' dataset)",
-    )
-    data.add_argument("--data-root", default="data", help="directory of datasets")
-    data.add_argument(
-        "--preset",
-        choices=sorted(PLANTED_PRESETS),
-        default=None,
-        help="tune on the planted synthetic preset instead (written to DATA_ROOT)",
-    )
-    data.add_argument(
-        "--data-seed", type=non_negative_int, default=0, help="seed of the planted generator"
-    )
-    data.add_argument(
-        "--cache-dir",
-        default=None,
-        help="processed data and relation graphs (default: DATA_ROOT/cache when writable, "
-        "else the per-user cache directory)",
-    )
+    add_data_arguments(parser, verb="tune")
     model = parser.add_argument_group("model and fixed values")
     model.add_argument(
         "--model", choices=list(MODELS), default=None, help="the model (default: dream)"
