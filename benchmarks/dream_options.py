@@ -29,25 +29,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dreamgeo.models.dream import PAPER_OPTIONS  # noqa: E402
 
 #: name -> (overrides of the declared defaults, what it tests)
 VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "default": ({}, "the declared defaults"),
     "paper": (
-        {
-            "s3_distance": "norm",
-            "s3_reduction": "mean",
-            "ablation_scope": "encoder",
-            "gate_input": "id",
-            "feature_norm": "none",
-            "bma_direction": "one",
-            "bma_similarity": "dot",
-            "fusion": "sum",
-            "relation_graph_sides": "both",
-            "num_modal_layers": 1,
-            "user_modal": "graph",
-            "modality_dropout": 0.0,
-        },
+        dict(PAPER_OPTIONS),
         "every option at the paper's literal reading (configs/paper/dream.yaml)",
     ),
     # --- S3 (Eq. 8)

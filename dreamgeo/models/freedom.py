@@ -13,6 +13,8 @@ from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
+    ITEM_KNN_K,
+    UI_LAYERS,
     ItemFeatures,
     check_modality_weights,
     image_text_weights,
@@ -174,15 +176,8 @@ class FREEDOM(BMAPlugin, Recommender):
     #: (github.com/enoche/MMRec, src/configs/model/FREEDOM.yaml).
     HPARAMS = HParams(
         [
-            HParam("knn_k", int, 10, "neighbours per item in the item-item graphs", low=1),
-            HParam(
-                "num_layers",
-                int,
-                2,
-                "user-item graph layers",
-                low=1,
-                aliases=("n_ui_layers",),
-            ),
+            ITEM_KNN_K,
+            UI_LAYERS,
             HParam(
                 "num_modal_layers",
                 int,

@@ -17,6 +17,7 @@ from dreamgeo.graph import knn_graph_cosine
 from dreamgeo.hparams import TRAIN, HParam, HParams
 from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
+    ITEM_KNN_K,
     ItemFeatures,
     check_modality_weights,
     image_text_weights,
@@ -179,7 +180,7 @@ class LATTICE(BMAPlugin, Recommender):
     #: (github.com/enoche/MMRec, src/configs/model/LATTICE.yaml).
     HPARAMS = HParams(
         [
-            HParam("knn_k", int, 10, "neighbours per item in the item-item graphs", low=1),
+            ITEM_KNN_K,
             HParam(
                 "lambda_coeff",
                 float,

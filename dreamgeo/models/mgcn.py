@@ -12,6 +12,8 @@ from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
+    ITEM_KNN_K,
+    UI_LAYERS,
     ItemFeatures,
     item_features,
     item_knn_graph,
@@ -122,15 +124,8 @@ class MGCN(BMAPlugin, Recommender):
     #: (github.com/enoche/MMRec, src/configs/model/MGCN.yaml).
     HPARAMS = HParams(
         [
-            HParam("knn_k", int, 10, "neighbours per item in the item-item graphs", low=1),
-            HParam(
-                "num_layers",
-                int,
-                2,
-                "user-item graph layers",
-                low=1,
-                aliases=("n_ui_layers",),
-            ),
+            ITEM_KNN_K,
+            UI_LAYERS,
             HParam(
                 "num_modal_layers",
                 int,

@@ -12,6 +12,7 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import ITEM, feature_key, modality_names, similarity_edge_type
 from dreamgeo.graph import build_relation_graphs, knn_graph_cosine, symmetric_normalize
+from dreamgeo.hparams import HParam
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.sparse import SparseOperator
 
@@ -24,9 +25,17 @@ __all__ = [
     "propagate_layers",
     "check_modality_weights",
     "image_text_weights",
+    "ITEM_KNN_K",
+    "UI_LAYERS",
 ]
 
 log = logging.getLogger(__name__)
+
+#: The declaration shared by the models with item-item k-NN graphs (FREEDOM, MGCN,
+#: LATTICE; MMRec's ``knn_k``).
+ITEM_KNN_K = HParam("knn_k", int, 10, "neighbours per item in the item-item graphs", low=1)
+#: The user-item graph depth of FREEDOM and MGCN (MMRec's ``n_ui_layers``).
+UI_LAYERS = HParam("num_layers", int, 2, "user-item graph layers", low=1, aliases=("n_ui_layers",))
 
 
 def item_features(data: HeteroData, model: str) -> dict[str, Tensor]:
