@@ -5,13 +5,15 @@
 #
 #   benchmarks/tune_table2.sh [DATASET] [TRIALS] [MODELS...]
 #   benchmarks/tune_table2.sh scientific 12            # the committed configs/scientific
-#   benchmarks/tune_table2.sh planted_baby 6 bpr dream # the planted baby preset
+#   TIMEOUT=600 TUNE_ARGS="--epochs 30 --patience 10" \
+#     benchmarks/tune_table2.sh planted_baby 4      # the committed configs/planted_baby
 #
 # Budget per model: at most TRIALS finished trials (a grid smaller than that is searched
 # whole), each trial with the declared protocol (up to 1000 epochs, early stop after 20
 # epochs without a better valid Recall@20), median pruning after 10 epochs, and a
 # safety timeout of TIMEOUT seconds per study (default 1500) after which no new trial
-# starts. The test split is never used to choose.
+# starts; TUNE_ARGS adds flags of dreamgeo tune to every study (e.g. a smaller epoch
+# cap). The test split is never used to choose.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=${1:-scientific}
@@ -31,5 +33,5 @@ for model in "${models[@]}"; do
   echo "== $(date -u +%H:%M:%S) tuning $model on $dataset ($trials trials)"
   python -m dreamgeo.cli tune --model "$model" "${data[@]}" --trials "$trials" \
     --timeout "${TIMEOUT:-1500}" --out-dir "runs/tune/$dataset-$model" \
-    --export "configs/$dataset/$model.yaml"
+    --export "configs/$dataset/$model.yaml" ${TUNE_ARGS:-}
 done

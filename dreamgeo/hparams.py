@@ -209,6 +209,13 @@ class HParam:
             return trial.suggest_float(self.name, float(low), float(high), log=self.log)
         return trial.suggest_categorical(self.name, list(self.grid))
 
+    def in_space(self, value: Any, sampler: str) -> bool:
+        r"""Whether :meth:`suggest` with this :obj:`sampler` can return :obj:`value`."""
+        if sampler == "tpe" and self.search is not None:
+            low, high = self.search
+            return value is not None and low <= value <= high
+        return self.grid is not None and value in self.grid
+
 
 @dataclass(frozen=True)
 class HParams(Mapping[str, HParam]):

@@ -168,6 +168,22 @@ def test_grid_sampler_tries_the_grid_and_ends(dirs, capsys):
     assert "epochs 2 then, 3 now" in capsys.readouterr().err
 
 
+def test_tpe_tries_the_declared_defaults_first(dirs, capsys):
+    out = dirs["base"] / "tpe-defaults"
+    args = ["tune", *_data_flags(dirs), "--model", "lightgcn", "--sampler", "tpe"]
+    args += ["--trials", "2", "--epochs", "1", "--no-retrain", "--out-dir", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    declared = get_model("lightgcn").hparams
+    first, second = sorted(_trials(out), key=lambda t: t.number)
+    searched = {p.name for p in declared.searched("tpe")}
+    assert set(first.params) == searched
+    assert first.params == {name: declared[name].default for name in searched}
+    assert first.user_attrs["defaults"] and "defaults" not in second.user_attrs
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert "declared defaults" in rows[0]["note"] and "declared" not in rows[1]["note"]
+
+
 def test_jobs_run_trials_in_parallel_threads(dirs, capsys):
     out = dirs["base"] / "jobs"
     args = ["tune", *_data_flags(dirs), "--model", "lightgcn", "--sampler", "grid"]

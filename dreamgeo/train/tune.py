@@ -625,6 +625,8 @@ class Tuner:
             notes = []
             if t.number == best:
                 notes.append("best")
+            if t.user_attrs.get("defaults"):
+                notes.append("declared defaults")
             if t.system_attrs.get("retry_history"):
                 notes.append(f"retry of trial {t.system_attrs['retry_history'][-1]}")
             if result.get("stopped"):
@@ -738,6 +740,16 @@ class Tuner:
         notes = self._recover(study) if self.local else []
         existing = len(study.get_trials(deepcopy=False))
         study.sampler = self._make_sampler(kind, existing)
+        if kind == "tpe" and existing == 0:
+            # the declared defaults are the first point TPE tries: the study then also
+            # measures the untuned model, and its best can never be worse on valid
+            defaults = {
+                p.name: self.values[p.name]
+                for p in self.space(kind)
+                if p.in_space(self.values[p.name], kind)
+            }
+            if defaults:
+                study.enqueue_trial(defaults, user_attrs={"defaults": True})
         study.pruner = self._make_pruner()
         self.target = min(self.trials, self.grid_size) if kind == "grid" else self.trials
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
