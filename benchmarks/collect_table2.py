@@ -5,7 +5,8 @@ trials, pruned, minutes), its tuned configuration retrained
 (``defaults/<dataset>.json``, from ``dreamgeo experiment table2``; else the study's
 trial of the declared defaults, valid only).
 
-    python benchmarks/collect_table2.py scientific --sync > benchmarks/results/table2-tuned-scientific.md
+    python benchmarks/collect_table2.py scientific --sync \
+        > benchmarks/results/table2-tuned-scientific.md
 
 ``--sync`` first copies what the runs produced (``runs/tune/<dataset>-<model>``, and
 ``runs/experiments/<dataset>-defaults`` when it exists) into ``benchmarks/results``,
