@@ -81,6 +81,16 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "user_modal_items": ({"user_modal": "items"}, "user modal = mean of its items' (MGCN)"),
     "modality_dropout_0.2": ({"modality_dropout": 0.2}, "modality dropout 0.2"),
     "num_layers_3": ({"num_layers": 3}, "3 behaviour layers"),
+    "num_layers_1": ({"num_layers": 1}, "1 behaviour layer"),
+    "knn_k_5": ({"knn_k": 5}, "5 neighbours per relation-graph row"),
+    "knn_k_20": ({"knn_k": 20}, "20 neighbours per relation-graph row"),
+    "reg_1e-3": ({"reg_weight": 1e-3}, "L2 weight 1e-3"),
+    "reg_1e-5": ({"reg_weight": 1e-5}, "L2 weight 1e-5"),
+    "align_0.003": ({"intra_weight": 0.003, "inter_weight": 0.003}, "alpha = beta = 0.003"),
+    "align_0.1": ({"intra_weight": 0.1, "inter_weight": 0.1}, "alpha = beta = 0.1"),
+    "s3_weight_0.05": ({"s3_weight": 0.05}, "gamma 0.05"),
+    "s3_weight_0.2": ({"s3_weight": 0.2}, "gamma 0.2"),
+    "tau_0.05": ({"tau": 0.05}, "BMA temperature 0.05"),
 }
 
 #: Variants whose loss scales are measured (at initialization and at the best epoch).

@@ -8,13 +8,14 @@ from dreamgeo.models import DREAM, LightGCN
 from dreamgeo.models.bm3 import BM3
 from dreamgeo.models.bpr import BPRMF
 from dreamgeo.models.dualgnn import DualGNN, user_cooccurrence_graph
-from dreamgeo.models.freedom import FREEDOM, degree_sensitive_pruning
+from dreamgeo.models.freedom import FREEDOM
 from dreamgeo.models.lgmrec import LGMRec
 from dreamgeo.models.mgcn import MGCN
 from dreamgeo.models.modal_inputs import item_knn_graph
 from dreamgeo.models.registry import MODELS, build_model
 from dreamgeo.models.slmrec import SLMRec
 from dreamgeo.models.vbpr import VBPR
+from dreamgeo.nn import degree_sensitive_pruning
 from dreamgeo.train import TrainConfig, Trainer
 from tests.conftest import make_random_data
 

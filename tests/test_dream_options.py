@@ -28,6 +28,7 @@ OPTION_VALUES = {
     "num_modal_layers": [2],
     "user_modal": ["items"],
     "modality_dropout": [0.5],
+    "edge_dropout": [0.5],
 }
 
 #: The winning configuration documented in
@@ -46,6 +47,7 @@ DOCUMENTED_WINNER = {
     "num_modal_layers": 1,
     "user_modal": "graph",
     "modality_dropout": 0.0,
+    "edge_dropout": 0.0,
     "tau": 0.1,
     "intra_weight": 0.01,
     "inter_weight": 0.01,
@@ -207,6 +209,31 @@ def test_modality_dropout_only_while_training(data):
     for _ in range(30):
         seen.add(tuple(sorted(m for m, w in model._step_modal_weights().items() if w > 0)))
     assert ("image",) in seen and ("text",) in seen and () not in seen
+
+
+def test_edge_dropout_prunes_the_training_graph_only(data):
+    base, model = _build(data), _build(data, edge_dropout=0.5)
+    assert base.pruning is None
+    assert torch.allclose(_scores(base), _scores(model))  # ranking: the full graph
+    edges = base.edge_index.size(1)
+    model.train()
+    users, pos, neg = _batch(data)
+    torch.manual_seed(3)
+    model.loss(users[:8], pos[:8], neg[:8])
+    first = model.pruning.pruned_edge_index
+    assert first.size(1) == edges // 2
+    assert {tuple(e) for e in first.t().tolist()} <= {
+        tuple(e) for e in base.edge_index.t().tolist()
+    }
+    # the loss is computed on the pruned graph: it differs from the full graph's
+    torch.manual_seed(3)
+    pruned_loss = model.loss(users[:8], pos[:8], neg[:8])[0]
+    torch.manual_seed(3)
+    full_loss = base.loss(users[:8], pos[:8], neg[:8])[0]
+    assert not torch.isclose(pruned_loss, full_loss)
+    model.loss(users, pos, neg)  # an epoch's triples have passed: a new graph next step
+    model.loss(users[:8], pos[:8], neg[:8])
+    assert model.pruning.pruned_edge_index is not first
 
 
 def test_feature_norm_is_the_encoder_input_only(data):

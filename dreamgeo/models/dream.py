@@ -26,6 +26,7 @@ from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
+from dreamgeo.nn.edge_pruning import EpochEdgePruning
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
 from dreamgeo.nn.sparse import SparseOperator
@@ -80,6 +81,7 @@ PAPER_OPTIONS: dict[str, Any] = {
     "num_modal_layers": 1,
     "user_modal": "graph",
     "modality_dropout": 0.0,
+    "edge_dropout": 0.0,
 }
 
 
@@ -236,6 +238,10 @@ class DREAM(Recommender):
         modality_dropout (float, optional): Probability that a modality leaves the
             modal line for one training step (weights of the rest renormalized; beyond
             the paper). (default: :obj:`0.0`)
+        edge_dropout (float, optional): Share :math:`\rho` of the user–item edges the
+            behaviour line's *training* graph drops, drawn anew every epoch by FREEDOM's
+            degree-sensitive pruning (:class:`~dreamgeo.nn.EpochEdgePruning`); ranking
+            uses the full graph (beyond the paper). (default: :obj:`0.0`)
     """
 
     #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in
@@ -394,6 +400,16 @@ class DREAM(Recommender):
                 high=1.0,
                 high_open=True,
             ),
+            HParam(
+                "edge_dropout",
+                float,
+                0.0,
+                "share of user-item edges dropped from the behaviour line's training graph, "
+                "anew every epoch (FREEDOM's degree-sensitive pruning; beyond the paper)",
+                low=0.0,
+                high=1.0,
+                high_open=True,
+            ),
         ]
     )
 
@@ -437,6 +453,7 @@ class DREAM(Recommender):
         num_modal_layers: int = 1,
         user_modal: str = "graph",
         modality_dropout: float = 0.0,
+        edge_dropout: float = 0.0,
     ):
         for name, value, choices in (
             ("s3_distance", s3_distance, S3_DISTANCES),
@@ -456,6 +473,8 @@ class DREAM(Recommender):
             raise ValueError(f"DREAM: num_modal_layers must be >= 1, got {num_modal_layers}")
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"DREAM: modality_dropout must be in [0, 1), got {modality_dropout}")
+        if not 0.0 <= edge_dropout < 1.0:
+            raise ValueError(f"DREAM: edge_dropout must be in [0, 1), got {edge_dropout}")
         data = _as_hetero_data(data, num_users, num_items, edge_index, features, relation_graphs)
         super().__init__(data[USER].num_nodes, data[ITEM].num_nodes)
         modalities = modality_names(data)
@@ -537,6 +556,7 @@ class DREAM(Recommender):
             num_modal_layers=num_modal_layers,
             user_modal=user_modal,
             modality_dropout=modality_dropout,
+            edge_dropout=edge_dropout,
         )
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
@@ -552,6 +572,11 @@ class DREAM(Recommender):
         train_edges = data[INTERACTS].edge_index.long()
         self.register_buffer("edge_index", train_edges, persistent=False)
         self.conv = BipartiteLGConv(cached=True)
+        self.pruning = (
+            EpochEdgePruning(train_edges, self.num_users, self.num_items, edge_dropout)
+            if edge_dropout > 0
+            else None
+        )
 
         user, item = train_edges
         user_degree = torch.bincount(user, minlength=self.num_users).clamp(min=1)
@@ -686,13 +711,17 @@ class DREAM(Recommender):
         r"""Raw item features ``[N, d_m]`` of ``modality``, in :obj:`feature_dtype`."""
         return getattr(self, f"features_{modality}")
 
-    def behavior(self) -> tuple[Tensor, Tensor]:
-        r"""The behaviour line: :math:`\bar{\mathbf{E}}_B^u, \bar{\mathbf{E}}_B^i`."""
+    def behavior(
+        self, graph: tuple[BipartiteLGConv, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        r"""The behaviour line: :math:`\bar{\mathbf{E}}_B^u, \bar{\mathbf{E}}_B^i`, over
+        ``graph`` (a layer and its edges; default: the full training graph)."""
+        conv, edge_index = graph if graph is not None else (self.conv, self.edge_index)
         return propagate_layers(
-            self.conv,
+            conv,
             self.user_embedding.weight,
             self.item_embedding.weight,
-            self.edge_index,
+            edge_index,
             self.num_layers,
         )
 
@@ -742,9 +771,12 @@ class DREAM(Recommender):
             return self.modal_weights
         return {m: kept.get(m, 0.0) / total for m in self.modalities}
 
-    def representations(self) -> DualRepresentation:
-        r"""Both representations of every user and item."""
-        behavior = self.behavior()
+    def representations(
+        self, graph: tuple[BipartiteLGConv, Tensor] | None = None
+    ) -> DualRepresentation:
+        r"""Both representations of every user and item (the behaviour line over
+        ``graph``, default the full training graph)."""
+        behavior = self.behavior(graph)
         return DualRepresentation(*behavior, *self.modal(behavior))
 
     def dual_representations(self) -> DualRepresentation:
@@ -771,7 +803,8 @@ class DREAM(Recommender):
     def loss(
         self, users: Tensor, pos_items: Tensor, neg_items: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        rep = self.representations()
+        graph = self.pruning.training_graph(users.numel()) if self.pruning is not None else None
+        rep = self.representations(graph)
         # each row is gathered once: every gather's backward scatters into a full
         # [M, d] or [N, d] zero tensor
         user_behavior, user_modal = rep.user_behavior[users], rep.user_modal[users]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
@@ -27,9 +26,10 @@ from dreamgeo.models.modal_inputs import (
 from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
-from dreamgeo.nn.conv import BipartiteLGConv, bipartite_normalized_weight
+from dreamgeo.nn.conv import BipartiteLGConv
+from dreamgeo.nn.edge_pruning import EpochEdgePruning
 
-__all__ = ["FREEDOM", "degree_sensitive_pruning", "freedom_modal_weights"]
+__all__ = ["FREEDOM", "freedom_modal_weights"]
 
 
 def freedom_modal_weights(modalities: Sequence[str]) -> dict[str, float]:
@@ -38,50 +38,6 @@ def freedom_modal_weights(modalities: Sequence[str]) -> dict[str, float]:
     if sorted(modalities) == ["image", "text"]:
         return {"image": 0.1, "text": 0.9}
     return {m: 1.0 / len(modalities) for m in modalities}
-
-
-def degree_sensitive_pruning(
-    edge_index: Tensor,
-    num_users: int,
-    num_items: int,
-    num_kept: int,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    r"""The degree-sensitive edge pruning of FREEDOM: draws :obj:`num_kept` distinct
-    user–item edges without replacement, each draw picking a remaining edge with
-    probability proportional to
-
-    .. math::
-        p_{ui} \propto \frac{1}{\sqrt{|\mathcal{N}_u|}\sqrt{|\mathcal{N}_i|}},
-
-    so edges between high-degree nodes (more likely noise) are dropped more often.
-
-    This is what MMRec's ``torch.multinomial(values, num_kept)`` draws, computed in one
-    vectorized pass with exponential keys (Efraimidis and Spirakis, 2006): with
-    :math:`k_e = \xi_e / p_e`, :math:`\xi_e \sim \mathrm{Exp}(1)`, the :obj:`num_kept`
-    smallest keys are a sample of that successive-draw distribution. Unlike
-    :func:`torch.multinomial` it has no limit on the number of edges.
-
-    Args:
-        edge_index (torch.Tensor): User–item interactions ``[2, E]`` (row 0 users).
-        num_users (int): :math:`M`.
-        num_items (int): :math:`N`.
-        num_kept (int): Edges to keep, :math:`0 \le` :obj:`num_kept` :math:`\le E`.
-        generator (torch.Generator, optional): Random source. (default: :obj:`None`,
-            the global one)
-
-    Shapes:
-        - **output:** kept edges ``[2, num_kept]``
-    """
-    if not 0 <= num_kept <= edge_index.size(1):
-        raise ValueError(
-            f"degree_sensitive_pruning: num_kept must be in [0, {edge_index.size(1)}], "
-            f"got {num_kept}"
-        )
-    weight = bipartite_normalized_weight(edge_index, num_users, num_items)
-    keys = torch.empty_like(weight).exponential_(generator=generator) / weight
-    kept = keys.topk(num_kept, largest=False, sorted=False).indices
-    return edge_index[:, kept]
 
 
 @register_model(
@@ -111,9 +67,10 @@ class FREEDOM(BMAPlugin, Recommender):
         (\mathbf{E}_u, \mathbf{E}_i), \qquad \mathbf{e}_u^* = \bar{\mathbf{e}}_u, \qquad
         \mathbf{e}_i^* = \bar{\mathbf{e}}_i + \mathbf{h}_i
 
-    Training uses a graph pruned by :func:`degree_sensitive_pruning` (a fraction
-    :math:`\rho` of the edges dropped, the rest re-normalized), drawn anew every epoch;
-    :meth:`forward` (ranking) uses the full graph. The loss is BPR on
+    Training uses a graph pruned by :func:`~dreamgeo.nn.degree_sensitive_pruning` (a
+    fraction :math:`\rho` of the edges dropped, the rest re-normalized), drawn anew every
+    epoch (:class:`~dreamgeo.nn.EpochEdgePruning`); :meth:`forward` (ranking) uses the
+    full graph. The loss is BPR on
     :math:`\mathbf{e}^*` plus BPR of the users against each modality's projected
     features :math:`\mathbf{f}_i^m = \mathbf{W}_m\mathbf{x}_i^m + \mathbf{b}_m`:
 
@@ -264,9 +221,7 @@ class FREEDOM(BMAPlugin, Recommender):
         self.item_embedding = torch.nn.Embedding(num_items, embedding_dim)
         self.register_buffer("edge_index", edge_index.long(), persistent=False)
         self.conv = BipartiteLGConv(cached=True)
-        self.pruned_conv = BipartiteLGConv(cached=True)
-        self.register_buffer("pruned_edge_index", None, persistent=False)
-        self._triples_since_pruning: int | None = None
+        self.pruning = EpochEdgePruning(self.edge_index, num_users, num_items, dropout)
         self.item_graph = weighted_graph_sum(item_graphs, self.modal_weights, num_items)
         self.user_mean = user_mean_operator(edge_index, num_users, num_items)
         self.features = ItemFeatures(features, trainable=train_features)
@@ -327,30 +282,25 @@ class FREEDOM(BMAPlugin, Recommender):
             linear.reset_parameters()
         self.conv.reset_parameters()
 
+    @property
+    def pruned_conv(self) -> BipartiteLGConv:
+        r"""The layer of the current pruned training graph."""
+        return self.pruning.conv
+
+    @property
+    def pruned_edge_index(self) -> Tensor | None:
+        r"""The current pruned training graph ``[2, (1 - ρ) E]``."""
+        return self.pruning.pruned_edge_index
+
     def prune(self) -> Tensor:
-        r"""Draws a new pruned training graph (:func:`degree_sensitive_pruning`) and
+        r"""Draws a new pruned training graph (:func:`~dreamgeo.nn.degree_sensitive_pruning`) and
         returns its edges ``[2, (1 - ρ) E]``."""
-        num_kept = int(self.edge_index.size(1) * (1.0 - self.dropout))
-        self.pruned_edge_index = degree_sensitive_pruning(
-            self.edge_index, self.num_users, self.num_items, num_kept
-        )
-        self.pruned_conv.reset_parameters()  # forget the previous graph's operator
-        self._triples_since_pruning = 0
-        return self.pruned_edge_index
+        return self.pruning.prune()
 
     def _training_graph(self, batch_size: int) -> tuple[BipartiteLGConv, Tensor]:
         if self.dropout <= 0.0:
             return self.conv, self.edge_index
-        epoch_triples = self.edge_index.size(1)
-        if (
-            self._triples_since_pruning is None
-            or self._triples_since_pruning >= epoch_triples
-            or self.pruned_edge_index is None
-        ):
-            self.prune()
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        self._triples_since_pruning += batch_size * world
-        return self.pruned_conv, self.pruned_edge_index
+        return self.pruning.training_graph(batch_size)
 
     def item_modal(self) -> Tensor:
         r"""The item–item graph view :math:`\mathbf{H}_i = \tilde{\mathbf{S}}^{L_m}
