@@ -91,6 +91,13 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "s3_weight_0.05": ({"s3_weight": 0.05}, "gamma 0.05"),
     "s3_weight_0.2": ({"s3_weight": 0.2}, "gamma 0.2"),
     "tau_0.05": ({"tau": 0.05}, "BMA temperature 0.05"),
+    "edge_dropout_0.2": ({"edge_dropout": 0.2}, "FREEDOM's degree-sensitive pruning, 20%"),
+    "edge_dropout_0.5": ({"edge_dropout": 0.5}, "FREEDOM's degree-sensitive pruning, 50%"),
+    "edge_dropout_0.8": ({"edge_dropout": 0.8}, "FREEDOM's degree-sensitive pruning, 80%"),
+    "softmax_1": ({"rec_loss": "softmax", "rec_tau": 1.0}, "in-batch sampled softmax, tau 1"),
+    "softmax_0.5": ({"rec_loss": "softmax", "rec_tau": 0.5}, "in-batch sampled softmax, tau 0.5"),
+    "softmax_0.2": ({"rec_loss": "softmax", "rec_tau": 0.2}, "in-batch sampled softmax, tau 0.2"),
+    "softmax_2": ({"rec_loss": "softmax", "rec_tau": 2.0}, "in-batch sampled softmax, tau 2"),
 }
 
 #: Variants whose loss scales are measured (at initialization and at the best epoch).

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from dreamgeo import DREAM
 from dreamgeo.models.dream import PAPER_OPTIONS
-from dreamgeo.nn import BMALoss, S3Loss
+from dreamgeo.nn import BMALoss, S3Loss, SampledSoftmaxLoss
 from tests.conftest import make_random_data
 
 #: Every declared option and the values that are not its default.
@@ -29,6 +29,7 @@ OPTION_VALUES = {
     "user_modal": ["items"],
     "modality_dropout": [0.5],
     "edge_dropout": [0.5],
+    "rec_loss": ["softmax"],
 }
 
 #: The winning configuration documented in
@@ -48,6 +49,7 @@ DOCUMENTED_WINNER = {
     "user_modal": "graph",
     "modality_dropout": 0.0,
     "edge_dropout": 0.0,
+    "rec_loss": "bpr",
     "tau": 0.1,
     "intra_weight": 0.01,
     "inter_weight": 0.01,
@@ -234,6 +236,20 @@ def test_edge_dropout_prunes_the_training_graph_only(data):
     model.loss(users, pos, neg)  # an epoch's triples have passed: a new graph next step
     model.loss(users[:8], pos[:8], neg[:8])
     assert model.pruning.pruned_edge_index is not first
+
+
+def test_rec_loss_softmax_replaces_only_the_ranking_term(data):
+    base = _loss_parts(_build(data), data)
+    model = _build(data, rec_loss="softmax", rec_tau=0.5)
+    changed = _loss_parts(model, data)
+    assert not torch.allclose(base["bpr"], changed["bpr"])
+    for part in ("s3", "intra", "inter", "reg"):
+        assert torch.allclose(base[part], changed[part]), part
+    # the ranking term is the sampled softmax of the fused rows
+    users, pos, neg = _batch(data)
+    user, item = model()
+    expected = SampledSoftmaxLoss(0.5)(user[users], item[pos], item[neg], pos, neg)
+    assert torch.allclose(changed["bpr"], expected)
 
 
 def test_feature_norm_is_the_encoder_input_only(data):

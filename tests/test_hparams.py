@@ -96,8 +96,8 @@ def test_every_declared_model_key_reaches_the_model_by_set_config_and_tuner(tmp_
     base = {"embedding_dim": 8}
     if "knn_k" in info.hparams and key != "knn_k":
         base["knn_k"] = 3
-    if key.startswith("bma_") and "bma" in info.hparams:
-        base["bma"] = True  # BMA's settings matter only with the plug-in on
+    if param.requires is not None:  # e.g. BMA's weights matter only with the plug-in on
+        base[param.requires[0]] = param.requires[1]
     base.update(CONTEXT.get((name, key), {}))
     if key == "knn_k":
         value = 4  # below the 20 items of the data, unlike the declared default

@@ -209,3 +209,29 @@ def test_s3_gathered_bfloat16_table_is_close():
     assert low.dtype == torch.float32 and grad_low.dtype == torch.float32
     assert low.item() == pytest.approx(exact.item(), rel=2e-2)
     assert F.cosine_similarity(grad_low.flatten(), grad_exact.flatten(), dim=0) > 0.999
+
+
+def test_sampled_softmax_against_hand_computation():
+    from dreamgeo.nn import SampledSoftmaxLoss
+
+    torch.manual_seed(0)
+    user, pos, neg = (torch.randn(3, 4, dtype=torch.float64) for _ in range(3))
+    user.requires_grad_()
+    pos_ids, neg_ids = torch.tensor([5, 7, 5]), torch.tensor([7, 1, 2])
+    loss = SampledSoftmaxLoss(tau=0.5)(user, pos, neg, pos_ids, neg_ids)
+    candidates = [(5, pos[0]), (7, pos[1]), (5, pos[2]), (7, neg[0]), (1, neg[1]), (2, neg[2])]
+    expected = 0.0
+    for b in range(3):
+        own = float(user[b] @ pos[b]) / 0.5
+        # the other copies of row b's own positive item are not its negatives
+        others = [
+            float(user[b] @ vec) / 0.5
+            for j, (item, vec) in enumerate(candidates)
+            if j != b and item != int(pos_ids[b])
+        ]
+        expected += -own + math.log(math.exp(own) + sum(math.exp(x) for x in others))
+    assert math.isclose(float(loss), expected / 3, rel_tol=1e-9)
+    loss.backward()
+    assert torch.isfinite(user.grad).all() and user.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="tau"):
+        SampledSoftmaxLoss(tau=0.0)

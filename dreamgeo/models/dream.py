@@ -29,6 +29,7 @@ from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.edge_pruning import EpochEdgePruning
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
+from dreamgeo.nn.softmax_loss import SampledSoftmaxLoss
 from dreamgeo.nn.sparse import SparseOperator
 
 __all__ = [
@@ -66,6 +67,7 @@ BMA_SIMILARITIES = ("cosine", "dot")
 FUSIONS = ("sum", "concat", "learnable")
 RELATION_GRAPH_SIDES = ("both", "item", "user")
 USER_MODALS = ("graph", "items")
+REC_LOSSES = ("bpr", "softmax")
 
 #: The options at the paper's most literal reading (``configs/paper/dream.yaml``).
 PAPER_OPTIONS: dict[str, Any] = {
@@ -82,6 +84,7 @@ PAPER_OPTIONS: dict[str, Any] = {
     "user_modal": "graph",
     "modality_dropout": 0.0,
     "edge_dropout": 0.0,
+    "rec_loss": "bpr",
 }
 
 
@@ -242,6 +245,11 @@ class DREAM(Recommender):
             behaviour line's *training* graph drops, drawn anew every epoch by FREEDOM's
             degree-sensitive pruning (:class:`~dreamgeo.nn.EpochEdgePruning`); ranking
             uses the full graph (beyond the paper). (default: :obj:`0.0`)
+        rec_loss (str, optional): The ranking term of Eq. 13: ``"bpr"`` (the paper) or
+            ``"softmax"`` (:class:`~dreamgeo.nn.SampledSoftmaxLoss` over the batch's
+            positive and negative items; beyond the paper). (default: :obj:`"bpr"`)
+        rec_tau (float, optional): The temperature of ``rec_loss="softmax"``.
+            (default: :obj:`1.0`)
     """
 
     #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in
@@ -401,6 +409,23 @@ class DREAM(Recommender):
                 high_open=True,
             ),
             HParam(
+                "rec_loss",
+                str,
+                "bpr",
+                "ranking term of Eq. 13: BPR (the paper) or an in-batch sampled softmax over "
+                "the batch's positive and negative items (beyond the paper)",
+                choices=REC_LOSSES,
+            ),
+            HParam(
+                "rec_tau",
+                float,
+                1.0,
+                "temperature of rec_loss=softmax",
+                low=0.0,
+                low_open=True,
+                requires=("rec_loss", "softmax"),
+            ),
+            HParam(
                 "edge_dropout",
                 float,
                 0.0,
@@ -454,6 +479,8 @@ class DREAM(Recommender):
         user_modal: str = "graph",
         modality_dropout: float = 0.0,
         edge_dropout: float = 0.0,
+        rec_loss: str = "bpr",
+        rec_tau: float = 1.0,
     ):
         for name, value, choices in (
             ("s3_distance", s3_distance, S3_DISTANCES),
@@ -466,6 +493,7 @@ class DREAM(Recommender):
             ("fusion", fusion, FUSIONS),
             ("relation_graph_sides", relation_graph_sides, RELATION_GRAPH_SIDES),
             ("user_modal", user_modal, USER_MODALS),
+            ("rec_loss", rec_loss, REC_LOSSES),
         ):
             if value not in choices:
                 raise ValueError(f"DREAM: {name} must be one of {choices}, got {value!r}")
@@ -557,6 +585,8 @@ class DREAM(Recommender):
             user_modal=user_modal,
             modality_dropout=modality_dropout,
             edge_dropout=edge_dropout,
+            rec_loss=rec_loss,
+            rec_tau=rec_tau,
         )
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
@@ -632,6 +662,7 @@ class DREAM(Recommender):
                 self.user_graphs[m] = _graph_operator(data, USER, m)
 
         self.bpr = BPRLoss(reg_weight)
+        self.softmax = SampledSoftmaxLoss(rec_tau) if rec_loss == "softmax" else None
         self.bma = None
         if use_intra or use_inter:
             self.bma = BMALoss(
@@ -812,7 +843,12 @@ class DREAM(Recommender):
         neg_final = self.fuse(rep.item_behavior[neg_items], rep.item_modal[neg_items])
         user_final = self.fuse(user_behavior, user_modal)
         pos_final = self.fuse(pos_behavior, pos_modal)
-        bpr = self.bpr.ranking((user_final * pos_final).sum(-1), (user_final * neg_final).sum(-1))
+        if self.softmax is not None:
+            bpr = self.softmax(user_final, pos_final, neg_final, pos_items, neg_items)
+        else:
+            bpr = self.bpr.ranking(
+                (user_final * pos_final).sum(-1), (user_final * neg_final).sum(-1)
+            )
         reg = self.bpr.regularization(
             self.user_embedding(users),
             self.item_embedding(pos_items),

@@ -6,6 +6,7 @@ from dreamgeo.nn.conv import BipartiteLGConv, bipartite_normalized_weight
 from dreamgeo.nn.edge_pruning import EpochEdgePruning, degree_sensitive_pruning
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
+from dreamgeo.nn.softmax_loss import SampledSoftmaxLoss
 from dreamgeo.nn.sparse import SparseOperator, sparse_matmul
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "BMAParts",
     "info_nce",
     "S3Loss",
+    "SampledSoftmaxLoss",
     "ModalEncoder",
 ]
