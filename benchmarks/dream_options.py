@@ -98,6 +98,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "softmax_0.5": ({"rec_loss": "softmax", "rec_tau": 0.5}, "in-batch sampled softmax, tau 0.5"),
     "softmax_0.2": ({"rec_loss": "softmax", "rec_tau": 0.2}, "in-batch sampled softmax, tau 0.2"),
     "softmax_2": ({"rec_loss": "softmax", "rec_tau": 2.0}, "in-batch sampled softmax, tau 2"),
+    "lr_2e-3": ({"lr": 2e-3}, "learning rate 2e-3"),
+    "lr_5e-4": ({"lr": 5e-4}, "learning rate 5e-4"),
+    "knn_k_3": ({"knn_k": 3}, "3 neighbours per relation-graph row"),
+    "knn5_both": ({"knn_k": 5, "bma_direction": "both"}, "knn_k 5 and symmetric InfoNCE"),
 }
 
 #: Variants whose loss scales are measured (at initialization and at the best epoch).
