@@ -65,7 +65,6 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
         description="Trains every run of an experiment (each in its own process, on the "
         "same data, splits, negatives and evaluator), reusing finished runs and resuming "
         "killed ones, then writes OUT_ROOT/<experiment>.md and .csv.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "experiment",
@@ -75,7 +74,7 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument(
         "--dataset", default=None, help="dataset (default: the embedded 'scientific')"
     )
-    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--data-root", default="data", help="directory of datasets (default: data)")
     parser.add_argument("--preset", choices=sorted(PLANTED_PRESETS), default=None)
     parser.add_argument("--data-seed", type=int, default=None)
     parser.add_argument(
@@ -89,7 +88,10 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
         f"{','.join(TABLE4_MODELS)} / lightgcn,dream)",
     )
     parser.add_argument(
-        "--ablations", type=_names, default=list(TABLE3_ABLATIONS), help="rows of table3"
+        "--ablations",
+        type=_names,
+        default=list(TABLE3_ABLATIONS),
+        help="rows of table3 (default: all nine)",
     )
     parser.add_argument(
         "--seeds",
