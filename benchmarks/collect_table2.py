@@ -109,6 +109,34 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _readme_table(rows: list[list[str]], best: list[str] | None) -> str:
+    r"""The README's columns: tuned valid R@20, tuned test R@20 / N@20, defaults valid
+    and test R@20; the best tuned baseline and DREAM in bold, and their ratio."""
+    lines = [
+        "| model | tuned valid R@20 | tuned test R@20 | tuned test N@20 "
+        "| defaults valid R@20 | defaults test R@20 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        label = f"**{row[0]}**" if row[0] == "DREAM" or (best and row[0] == best[0]) else row[0]
+        tuned = row[1] if row[1] != "pending" else "not tuned yet"
+        lines.append(f"| {label} | {tuned} | {row[3]} | {row[4]} | {row[5]} | {row[7]} |")
+    dream = next((row for row in rows if row[0] == "DREAM"), None)
+    if best is not None and dream is not None and dream[1] != "pending":
+        ratio = float(dream[1]) / float(best[1])
+        verdict = "met" if ratio >= 1.03 else "**not met**"
+        test = (
+            f"{float(dream[3]) / float(best[3]):.3f}x"
+            if "pending" not in (dream[3], best[3])
+            else "not measured"
+        )
+        lines.append(
+            f"\nDREAM's tuned valid Recall@20 is **{ratio:.3f}x** the best tuned baseline's "
+            f"({best[0]}); target 1.03x: {verdict}. On test: {test}."
+        )
+    return "\n".join(lines)
+
+
 def sync(dataset: str, runs: Path) -> None:
     r"""Copies every study's tables and retrained best, and the defaults runs, from
     :obj:`runs` into ``benchmarks/results``."""
@@ -147,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset", nargs="?", default="scientific")
     parser.add_argument("--runs", default=str(ROOT / "runs"))
     parser.add_argument("--sync", action="store_true", help="copy the run folders' results first")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="print the short table of README.md / docs/results.md instead",
+    )
     parser.add_argument(
         "--write-json",
         action="store_true",
@@ -189,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         key=lambda row: float(row[1]),
         default=None,
     )
+    if args.readme:
+        print(_readme_table(rows, best))
+        return 0
     budget = BUDGETS.get(args.dataset, "see the trials tables in benchmarks/results/tuning")
     print(f"# Tuned Table 2 on {args.dataset}\n")
     print(
