@@ -75,3 +75,24 @@ def test_worker_result_is_read_from_a_fresh_process(tmp_path):
     failing = tmp_path / "failing.py"
     failing.write_text("raise SystemExit('broken on purpose')\n")
     assert "broken on purpose" in run_worker(failing, [])["error"]
+
+
+def test_tuned_table2_is_rebuilt_from_the_committed_evidence(capsys):
+    import json
+
+    import collect_table2
+
+    assert collect_table2.main(["scientific"]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads((ROOT / "configs" / "scientific" / "table2.json").read_text())
+    assert rows, "configs/scientific/table2.json lists the tuned models"
+    for row in rows:
+        # every committed tuned row is in the table with its valid and test R@20
+        line = next(x for x in printed.splitlines() if x.startswith(f"| {row['label']} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1] == f"{row['valid']['recall@20']:.4f}"
+        assert cells[3] == f"{row['test']['recall@20']:.4f}"
+        assert (ROOT / "configs" / "scientific" / row["config"]).is_file()
+    assert "pending" not in printed
+    assert collect_table2.main(["scientific", "--readme"]) == 0
+    assert "target 1.03x" in capsys.readouterr().out
