@@ -87,7 +87,9 @@ def _defaults_trial(name: str, rows: list[dict[str, str]]) -> dict | None:
     for row in rows:
         if row["state"] != "COMPLETE":
             continue
-        params = {k: v for k, v in row.items() if k in defaults}
+        columns = list(row)  # number, state, the searched values, then the results
+        searched = columns[columns.index("state") + 1 : columns.index("valid_recall@20")]
+        params = {k: row[k] for k in searched if k in defaults}
         if "declared defaults" in row.get("note", "") or all(
             float(v) == float(defaults[k]) if _is_number(v) else v == str(defaults[k])
             for k, v in params.items()
