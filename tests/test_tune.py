@@ -184,6 +184,21 @@ def test_tpe_tries_the_declared_defaults_first(dirs, capsys):
     assert "declared defaults" in rows[0]["note"] and "declared" not in rows[1]["note"]
 
 
+def test_auto_searches_a_grid_larger_than_the_budget_without_repeats(dirs, capsys):
+    out = dirs["base"] / "random"
+    args = ["tune", *_data_flags(dirs), "--model", "lightgcn", "--trials", "6"]
+    args += ["--epochs", "1", "--no-retrain", "--out-dir", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "random sampler over" in printed and "none twice" in printed
+    trials = sorted(_trials(out), key=lambda t: t.number)
+    declared = get_model("lightgcn").hparams
+    points = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(points) == 6 and len(set(points)) == 6  # 20 grid points, none twice
+    assert trials[0].params == {name: declared[name].default for name in trials[0].params}
+    assert trials[0].user_attrs["defaults"]
+
+
 def test_jobs_run_trials_in_parallel_threads(dirs, capsys):
     out = dirs["base"] / "jobs"
     args = ["tune", *_data_flags(dirs), "--model", "lightgcn", "--sampler", "grid"]

@@ -61,7 +61,7 @@ except ImportError:  # pragma: no cover - optuna < 4.9
 __all__ = ["Tuner", "TuneResult", "TuneError", "SAMPLERS", "PRUNERS", "FINISHED"]
 
 #: Values of :obj:`Tuner(sampler=...)`.
-SAMPLERS = ("auto", "grid", "tpe")
+SAMPLERS = ("auto", "grid", "random", "tpe")
 #: Values of :obj:`Tuner(pruner=...)` (besides :obj:`None` and a pruner object).
 PRUNERS = ("median", "halving")
 #: The states of a finished trial: what ``trials`` counts.
@@ -277,9 +277,12 @@ class Tuner:
         data_description (str, optional): One phrase describing the data for logs and
             ``best.yaml``. (default: :obj:`None`, :obj:`dataset`)
         sampler (str, optional): ``"grid"`` (:class:`~optuna.samplers.GridSampler` over
-            the declared grids), ``"tpe"`` (:class:`~optuna.samplers.TPESampler`) or
-            ``"auto"``: grid when the grid has at most :obj:`trials` points, else TPE (a
-            resumed study keeps its sampler). (default: :obj:`"auto"`)
+            the declared grids), ``"random"`` (:class:`~optuna.samplers.BruteForceSampler`
+            over the same grids: their points in random order, never one twice), ``"tpe"``
+            (:class:`~optuna.samplers.TPESampler`) or ``"auto"``: grid when the grid has
+            at most :obj:`trials` points, else random when every searched value is a grid
+            value, else TPE (a resumed study keeps its sampler). ``random`` and ``tpe``
+            try the declared defaults first. (default: :obj:`"auto"`)
         sampler_seed (int, optional): Seed of the sampler (the grid's order; TPE's
             draws, offset by the number of trials already in the study so that a resumed
             TPE does not redraw its first points). (default: :obj:`0`)
@@ -406,9 +409,9 @@ class Tuner:
                 else f"nothing to tune: every searched hyper-parameter of {info.name} "
                 f"({', '.join(declared)}) is fixed by {fixed_source}"
             )
-        if sampler == "grid" and not self.grid_space:
+        if sampler in ("grid", "random") and not self.grid_space:
             raise TuneError(
-                f"--sampler grid: {info.name} has no grid left to search "
+                f"--sampler {sampler}: {info.name} has no grid left to search "
                 f"({'its grids are fixed by ' + fixed_source if self.pinned else 'none declared'})"
                 "; use --sampler tpe"
             )
@@ -429,13 +432,14 @@ class Tuner:
         return size if self.grid_space else 0
 
     def space(self, kind: str) -> list[HParam]:
-        r"""The hyper-parameters the ``kind`` (``"grid"`` or ``"tpe"``) sampler varies."""
-        if kind == "grid":
+        r"""The hyper-parameters the ``kind`` (``"grid"``, ``"random"`` or ``"tpe"``)
+        sampler varies."""
+        if kind in ("grid", "random"):
             return [self.info.hparams[name] for name in self.grid_space]
         return list(self.tpe_space)
 
     def _space_text(self, kind: str) -> str:
-        if kind == "grid":
+        if kind in ("grid", "random"):
             return " x ".join(
                 f"{name} [{', '.join(map(_fmt, values))}]"
                 for name, values in self.grid_space.items()
@@ -478,6 +482,10 @@ class Tuner:
     def _make_sampler(self, kind: str, existing: int) -> optuna.samplers.BaseSampler:
         if kind == "grid":
             return optuna.samplers.GridSampler(self.grid_space, seed=self.sampler_seed)
+        if kind == "random":
+            with _quiet_optuna(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.samplers.BruteForceSampler(seed=self.sampler_seed + existing)
         with _quiet_optuna():
             return optuna.samplers.TPESampler(seed=self.sampler_seed + existing, constant_liar=True)
 
@@ -730,7 +738,7 @@ class Tuner:
             if stored is not None:
                 kind = stored["sampler"]
             else:
-                kind = "grid" if 0 < self.grid_size <= self.trials else "tpe"
+                kind = self._auto_sampler()
         self.kind = kind
         settings = self._settings(kind)
         if stored is None:
@@ -740,25 +748,30 @@ class Tuner:
         notes = self._recover(study) if self.local else []
         existing = len(study.get_trials(deepcopy=False))
         study.sampler = self._make_sampler(kind, existing)
-        if kind == "tpe" and existing == 0:
+        if kind in ("tpe", "random") and existing == 0:
             # the declared defaults are the first point TPE tries: the study then also
             # measures the untuned model, and its best can never be worse on valid
             defaults = {
                 p.name: self.values[p.name]
                 for p in self.space(kind)
-                if p.in_space(self.values[p.name], kind)
+                if p.in_space(self.values[p.name], "grid" if kind == "random" else kind)
             }
             if defaults:
                 study.enqueue_trial(defaults, user_attrs={"defaults": True})
         study.pruner = self._make_pruner()
-        self.target = min(self.trials, self.grid_size) if kind == "grid" else self.trials
+        self.target = (
+            min(self.trials, self.grid_size) if kind in ("grid", "random") else self.trials
+        )
         finished = len(study.get_trials(deepcopy=False, states=FINISHED))
 
         self.log(
             f"dreamgeo tune: {self.info.label} on {self.data_description}; study "
             f"'{self.study_name}' in {self._storage_text()}; run folder {self.out_dir}"
         )
-        size = f" ({self.grid_size} points)" if kind == "grid" else ""
+        size = {
+            "grid": f" ({self.grid_size} points)",
+            "random": f" ({self.grid_size} points in random order, none twice)",
+        }.get(kind, "")
         self.log(
             f"dreamgeo tune: {kind} sampler over {self._space_text(kind)}{size}; "
             f"{self._pruner_text()}; fixed: {self._fixed_text()}; seed {self.values['seed']} "
@@ -834,6 +847,16 @@ class Tuner:
             f"dreamgeo tune: run folder {self.out_dir}: " + ", ".join(p.name for p in result.files)
         )
         return result
+
+    def _auto_sampler(self) -> str:
+        r"""``--sampler auto``: the whole grid when the budget covers it; else the grid's
+        points in random order when every searched value is a grid value (TPE would
+        propose the same points again); else TPE."""
+        if 0 < self.grid_size <= self.trials:
+            return "grid"
+        if self.grid_space and all(p.search is None for p in self.tpe_space):
+            return "random"
+        return "tpe"
 
     def _check_settings(self, stored: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
         r"""Refuses to resume a study run with another model, data, fixed values or time

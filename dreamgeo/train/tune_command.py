@@ -48,10 +48,12 @@ def add_tune_parser(commands) -> argparse.ArgumentParser:
     search = parser.add_argument_group("search")
     search.add_argument(
         "--sampler",
-        choices=("auto", "grid", "tpe"),
+        choices=("auto", "grid", "random", "tpe"),
         default="auto",
-        help="grid: every point of the declared grid; tpe: Optuna's TPE; auto: grid when it "
-        "has at most --trials points, else tpe (default auto)",
+        help="grid: every point of the declared grid; random: the grid's points in random "
+        "order, none twice (Optuna's BruteForceSampler); tpe: Optuna's TPE; auto: grid when "
+        "it has at most --trials points, else random when every searched value is a grid "
+        "value, else tpe; random and tpe try the declared defaults first (default auto)",
     )
     search.add_argument(
         "--sampler-seed", type=non_negative_int, default=0, help="seed of the sampler (default 0)"
