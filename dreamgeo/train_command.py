@@ -403,6 +403,14 @@ def _best_baseline_table(dataset: str, model: str) -> str | None:
         metrics = best[split]
         keys = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
         lines.append(f"| {split} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |")
+    own = next((row for row in rows if row["model"] == model), None)
+    if own is not None:
+        lines += [
+            "",
+            f"{own['label']} tuned on {dataset}: valid R@20 {own['valid']['recall@20']:.4f}, "
+            f"test R@20 {own['test']['recall@20']:.4f} (--config configs/{dataset}/"
+            f"{own['config']})",
+        ]
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -225,3 +226,18 @@ def test_tuned_table2_trains_from_the_committed_configs(tmp_path, capsys):
     # a model without a tuned file: nothing trains, the message names the file
     with pytest.raises(SystemExit, match="lightgcn.yaml does not exist"):
         main(["experiment", "table2", "--tuned", "--models", "lightgcn", *common])
+
+
+def test_train_prints_the_best_tuned_baseline_and_its_own_tuned_result():
+    from dreamgeo.train_command import _best_baseline_table
+
+    root = Path(__file__).resolve().parent.parent / "configs" / "scientific"
+    rows = {row["model"]: row for row in json.loads((root / "table2.json").read_text())}
+    text = _best_baseline_table("scientific", "dream")
+    best = max((r for m, r in rows.items() if m != "dream"), key=lambda r: r["valid"]["recall@20"])
+    assert f"best tuned baseline on scientific: {best['label']}" in text
+    assert f"| valid | {best['valid']['recall@10']:.4f} | {best['valid']['recall@20']:.4f}" in text
+    own = rows["dream"]["valid"]["recall@20"]
+    assert f"DREAM tuned on scientific: valid R@20 {own:.4f}" in text
+    assert "--config configs/scientific/dream.yaml" in text
+    assert _best_baseline_table("no-such-dataset", "dream") is None
