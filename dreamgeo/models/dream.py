@@ -848,9 +848,9 @@ class DREAM(Recommender):
         user_final = self.fuse(user_behavior, user_modal)
         pos_final = self.fuse(pos_behavior, pos_modal)
         if self.softmax is not None:
-            bpr = self.softmax(user_final, pos_final, neg_final, pos_items, neg_items)
+            ranking = self.softmax(user_final, pos_final, neg_final, pos_items, neg_items)
         else:
-            bpr = self.bpr.ranking(
+            ranking = self.bpr.ranking(
                 (user_final * pos_final).sum(-1), (user_final * neg_final).sum(-1)
             )
         reg = self.bpr.regularization(
@@ -858,8 +858,8 @@ class DREAM(Recommender):
             self.item_embedding(pos_items),
             self.item_embedding(neg_items),
         )
-        total = bpr + self.bpr.reg_weight * reg
-        parts = {"bpr": bpr.detach(), "reg": reg.detach()}
+        total = ranking + self.bpr.reg_weight * reg
+        parts = {"bpr": ranking.detach(), "reg": reg.detach()}  # logged as bpr either way
 
         if self.bma is not None:
             total = total + self.bma(user_behavior, pos_behavior, user_modal, pos_modal)
