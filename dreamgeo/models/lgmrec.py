@@ -20,7 +20,7 @@ from dreamgeo.models.modal_inputs import (
     user_mean_operator,
 )
 from dreamgeo.models.registry import register_model
-from dreamgeo.nn.bma_loss import BMALoss
+from dreamgeo.nn.bma_loss import BMALoss, info_nce
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.sparse import SparseOperator
@@ -324,11 +324,8 @@ class LGMRec(BMAPlugin, Recommender):
         return rep.user_behavior + rep.user_modal, rep.item_behavior + rep.item_modal
 
     def _contrast(self, anchor: Tensor, candidates: Tensor, index: Tensor) -> Tensor:
-        anchor = F.normalize(anchor[index])
-        candidates = F.normalize(candidates)
-        logits = anchor @ candidates.t() / self.tau
-        positive = logits.gather(1, index.view(-1, 1)).squeeze(1)
-        return (torch.logsumexp(logits, dim=1) - positive).sum()
+        # MMRec sums over the batch; against every user / item as candidates
+        return index.numel() * info_nce(anchor[index], candidates, self.tau, target=index)
 
     def loss(
         self, users: Tensor, pos_items: Tensor, neg_items: Tensor

@@ -13,68 +13,108 @@ __all__ = ["BMALoss", "BMAParts", "info_nce"]
 
 class _ScaledInfoNCE(torch.autograd.Function):
     r"""InfoNCE on already normalized, temperature-scaled rows with one
-    :math:`B \times B` buffer: the forward keeps only the softmax, the backward is two
-    products with it, :math:`\nabla_{\mathbf{A}} = (\mathbf{P} - \mathbf{I})
-    \hat{\mathbf{P}} / B` and :math:`\nabla_{\hat{\mathbf{P}}} = (\mathbf{P} -
-    \mathbf{I})^\top \mathbf{A} / B`. Autograd through ``cross_entropy`` would
-    materialize five :math:`B \times B` tensors (logits, scaled logits, log-softmax and
+    :math:`B \times C` buffer: the forward keeps only the softmax, the backward is two
+    products with it, :math:`\nabla_{\mathbf{A}} = (\mathbf{P} - \mathbf{Y})
+    \hat{\mathbf{C}} / B` and :math:`\nabla_{\hat{\mathbf{C}}} = (\mathbf{P} -
+    \mathbf{Y})^\top \mathbf{A} / B`, with :math:`\mathbf{Y}` the one-hot targets
+    (the identity for in-batch negatives). Autograd through ``cross_entropy`` would
+    materialize five :math:`B \times C` tensors (logits, scaled logits, log-softmax and
     their gradients) and run a division, a gather and a scatter over them."""
 
     @staticmethod
-    def forward(ctx, scaled_anchor: Tensor, positive: Tensor) -> Tensor:
-        log_probs = torch.log_softmax(scaled_anchor @ positive.t(), dim=-1)
-        loss = -log_probs.diagonal().mean()
+    def forward(ctx, scaled_anchor: Tensor, candidates: Tensor, target: Tensor | None) -> Tensor:
+        log_probs = torch.log_softmax(scaled_anchor @ candidates.t(), dim=-1)
+        if target is None:
+            loss = -log_probs.diagonal().mean()
+        else:
+            loss = -log_probs.gather(1, target.view(-1, 1)).mean()
         probs = log_probs.exp_()
-        ctx.save_for_backward(scaled_anchor, positive, probs)
+        ctx.save_for_backward(scaled_anchor, candidates, probs, target)
         return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output: Tensor):
-        scaled_anchor, positive, probs = ctx.saved_tensors
+        scaled_anchor, candidates, probs, target = ctx.saved_tensors
         scale = grad_output / probs.size(0)
-        grad_anchor = grad_positive = None
+        grad_anchor = grad_candidates = None
         if ctx.needs_input_grad[0]:
-            grad_anchor = (probs @ positive - positive) * scale
+            positive = candidates if target is None else candidates[target]
+            grad_anchor = (probs @ candidates - positive) * scale
         if ctx.needs_input_grad[1]:
-            grad_positive = (probs.t() @ scaled_anchor - scaled_anchor) * scale
-        return grad_anchor, grad_positive
+            grad_candidates = probs.t() @ scaled_anchor
+            if target is None:
+                grad_candidates -= scaled_anchor
+            else:
+                grad_candidates.index_add_(0, target, scaled_anchor, alpha=-1.0)
+            grad_candidates *= scale
+        return grad_anchor, grad_candidates, None
 
 
-def info_nce(anchor: Tensor, positive: Tensor, tau: float = 0.2, normalize: bool = True) -> Tensor:
-    r"""InfoNCE with in-batch negatives on L2-normalized rows, averaged over the batch:
+def info_nce(
+    anchor: Tensor,
+    positive: Tensor,
+    tau: float = 0.2,
+    normalize: bool = True,
+    target: Tensor | None = None,
+) -> Tensor:
+    r"""InfoNCE on L2-normalized rows, averaged over the batch: with in-batch negatives
+    (the default)
 
     .. math::
         \frac{1}{B} \sum_{k=1}^{B} -\log \frac{\exp(\hat{\mathbf{a}}_k^\top
         \hat{\mathbf{p}}_k / \tau)}{\sum_{j=1}^{B} \exp(\hat{\mathbf{a}}_k^\top
         \hat{\mathbf{p}}_j / \tau)}, \qquad \hat{\mathbf{x}} = \mathbf{x} / \|\mathbf{x}\|_2
 
+    or, with :obj:`target`, against a candidate set (e.g. every user or item, as
+    LGMRec's contrast): the positive of anchor :math:`k` is candidate
+    :math:`t_k` and every other candidate a negative,
+    :math:`-\log \exp(\hat{\mathbf{a}}_k^\top \hat{\mathbf{c}}_{t_k} / \tau) /
+    \sum_{j=1}^{C} \exp(\hat{\mathbf{a}}_k^\top \hat{\mathbf{c}}_j / \tau)`.
+
     Equal to ``F.cross_entropy(normalize(anchor) @ normalize(positive).T / tau,
-    arange(B))`` with its gradients, at about half the time and a fifth of the
-    :math:`B \times B` memory (a fused softmax and a hand-written backward; not twice
-    differentiable).
+    target)`` (``target = arange(B)`` by default) with its gradients, at about half the
+    time and a fifth of the :math:`B \times C` memory (a fused softmax and a
+    hand-written backward; not twice differentiable).
 
     Args:
         anchor (torch.Tensor): Anchors ``[B, d]``.
-        positive (torch.Tensor): Row ``k`` is the positive of anchor ``k``; every other row
-            is a negative of it. ``[B, d]``.
+        positive (torch.Tensor): Without :obj:`target`, row ``k`` is the positive of
+            anchor ``k`` and every other row a negative of it (``[B, d]``); with
+            :obj:`target`, the candidates ``[C, d]``.
         tau (float, optional): Temperature :math:`\tau`. (default: :obj:`0.2`)
         normalize (bool, optional): L2-normalize the rows (cosine similarity); with
             :obj:`False` the raw dot products :math:`\mathbf{a}_k^\top\mathbf{p}_j /
             \tau` enter the softmax, as Eq. 9–11 of DREAM are printed.
             (default: :obj:`True`)
+        target (torch.Tensor, optional): The positive candidate of each anchor ``[B]``
+            (indices into :obj:`positive`). (default: :obj:`None`, in-batch)
 
     Shapes:
         - **output:** scalar
     """
-    if anchor.dim() != 2 or anchor.shape != positive.shape:
+    if target is None:
+        if anchor.dim() != 2 or anchor.shape != positive.shape:
+            raise ValueError(
+                f"info_nce: anchor and positive must both be [B, d], got "
+                f"{tuple(anchor.shape)} and {tuple(positive.shape)}"
+            )
+    elif (
+        anchor.dim() != 2
+        or positive.dim() != 2
+        or anchor.size(1) != positive.size(1)
+        or target.shape != (anchor.size(0),)
+    ):
         raise ValueError(
-            f"info_nce: anchor and positive must both be [B, d], got {tuple(anchor.shape)} "
-            f"and {tuple(positive.shape)}"
+            f"info_nce: with a target, anchor must be [B, d], the candidates [C, d] and "
+            f"target [B], got {tuple(anchor.shape)}, {tuple(positive.shape)} and "
+            f"{tuple(target.shape)}"
         )
     if normalize:
         anchor, positive = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)
-    return _ScaledInfoNCE.apply(anchor / tau, positive)
+    if target is not None:
+        target = target.long()
+    return _ScaledInfoNCE.apply(anchor / tau, positive, target)
 
 
 class BMAParts(NamedTuple):
