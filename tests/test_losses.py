@@ -82,6 +82,60 @@ def test_info_nce_gradients_against_hand_computation():
     np.testing.assert_allclose(a.grad.numpy(), want_a, rtol=1e-10, atol=1e-12)
 
 
+def _np_info_nce_target(a, c, target, tau):
+    r"""InfoNCE of each anchor against every candidate, its positive at ``target``,
+    and its gradients, by hand: with :math:`\mathbf{S} = \mathrm{softmax}(\hat{
+    \mathbf{A}}\hat{\mathbf{C}}^\top / \tau)` and :math:`\mathbf{Y}` the one-hot
+    targets, :math:`\nabla_{\hat{\mathbf{A}}} = (\mathbf{S} - \mathbf{Y})
+    \hat{\mathbf{C}} / (B\tau)` and :math:`\nabla_{\hat{\mathbf{C}}} = (\mathbf{S} -
+    \mathbf{Y})^\top \hat{\mathbf{A}} / (B\tau)`."""
+    a_norm = np.linalg.norm(a, axis=1, keepdims=True)
+    c_norm = np.linalg.norm(c, axis=1, keepdims=True)
+    a_hat, c_hat = a / a_norm, c / c_norm
+    total = 0.0
+    for k in range(len(a)):
+        logits = [float(a_hat[k] @ c_hat[j]) / tau for j in range(len(c))]
+        total += -logits[target[k]] + math.log(sum(math.exp(v) for v in logits))
+    logits = a_hat @ c_hat.T / tau
+    soft = np.exp(logits - logits.max(axis=1, keepdims=True))
+    soft /= soft.sum(axis=1, keepdims=True)
+    onehot = np.zeros_like(soft)
+    onehot[np.arange(len(a)), target] = 1.0
+    delta = (soft - onehot) / (len(a) * tau)
+    grad_a_hat, grad_c_hat = delta @ c_hat, delta.T @ a_hat
+
+    def through_norm(x_hat, norm, grad):
+        return (grad - x_hat * (x_hat * grad).sum(axis=1, keepdims=True)) / norm
+
+    return (
+        total / len(a),
+        through_norm(a_hat, a_norm, grad_a_hat),
+        through_norm(c_hat, c_norm, grad_c_hat),
+    )
+
+
+def test_info_nce_with_target_against_hand_computation():
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randn(7, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(11, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([3, 3, 0, 10, 5, 3, 9])  # repeated positives accumulate
+    loss = info_nce(a, c, 0.4, target=target)
+    loss.backward()
+    want, want_a, want_c = _np_info_nce_target(
+        a.detach().numpy(), c.detach().numpy(), target.numpy(), 0.4
+    )
+    assert loss.item() == pytest.approx(want, rel=1e-10)
+    np.testing.assert_allclose(a.grad.numpy(), want_a, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(c.grad.numpy(), want_c, rtol=1e-10, atol=1e-12)
+    # target = arange(B) is the in-batch loss
+    square = c[:7].detach()
+    assert info_nce(a, square, 0.4, target=torch.arange(7)).item() == pytest.approx(
+        info_nce(a, square, 0.4).item(), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="target"):
+        info_nce(a, c, 0.4, target=target[:3])
+
+
 def test_info_nce_small_temperature_stays_exact():
     # positives opposite to their anchors at tau = 0.005: each positive's softmax
     # probability is about exp(-400), far below float32's range; the loss is still the
