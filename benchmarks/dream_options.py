@@ -102,6 +102,8 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "lr_5e-4": ({"lr": 5e-4}, "learning rate 5e-4"),
     "knn_k_3": ({"knn_k": 3}, "3 neighbours per relation-graph row"),
     "knn5_both": ({"knn_k": 5, "bma_direction": "both"}, "knn_k 5 and symmetric InfoNCE"),
+    "tau_0.15": ({"tau": 0.15}, "BMA temperature 0.15"),
+    "knn5_layers3": ({"knn_k": 5, "num_layers": 3}, "knn_k 5 and 3 behaviour layers"),
 }
 
 #: Variants whose loss scales are measured (at initialization and at the best epoch).
@@ -123,6 +125,7 @@ def run_variant(
     root: Path,
     data_args: list[str],
     epochs: int | None,
+    config: str | None = None,
 ) -> dict | None:
     out = _run_dir(root, variant, seed)
     result = out / "result.json"
@@ -131,6 +134,8 @@ def run_variant(
     if out.exists():
         shutil.rmtree(out)  # an unfinished run: start it again
     cmd = [sys.executable, "-m", "dreamgeo.cli", "train", "--model", "dream", *data_args]
+    if config is not None:
+        cmd += ["--config", config]
     for key, value in overrides.items():
         cmd += ["--set", f"{key}={_value(value)}"]
     cmd += ["--seed", str(seed), "--out-dir", str(out), "--no-progress", "--no-diagnostics"]
@@ -262,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--finalist-seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget per run")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="a dreamgeo train --config file every variant starts from (e.g. the tuned "
+        "configs/scientific/dream.yaml); the variant's overrides go on top",
+    )
     parser.add_argument("--runs-dir", default=None, help="(default: runs/dream-options/<data>)")
     parser.add_argument("--time-budget", type=float, default=math.inf, help="seconds")
     parser.add_argument("--scales", action="store_true", help="measure the loss scales")
@@ -289,10 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         if not finished and time.perf_counter() - start > args.time_budget:
             print(f"[dream_options] time budget spent; skipping {variant} seed {seed}")
             continue
-        result = run_variant(variant, VARIANTS[variant][0], seed, root, data_args, args.epochs)
+        result = run_variant(
+            variant, VARIANTS[variant][0], seed, root, data_args, args.epochs, args.config
+        )
         results.setdefault(variant, {})[seed] = result
 
     epochs = f", at most {args.epochs} epochs" if args.epochs else ""
+    if args.config:
+        epochs += f", every variant on top of {args.config}"
     text = [
         f"DREAM options on {data_name} (valid metrics at the best valid-R@20 epoch, "
         f"test at that epoch; mean ± sample std over seeds{epochs}; Δ against "
