@@ -375,3 +375,35 @@ def test_defaults_are_the_documented_winner():
     defaults = DREAM.HPARAMS.defaults()
     for name, value in DOCUMENTED_WINNER.items():
         assert defaults[name] == value, name
+
+
+def test_paper_config_is_the_papers_setting():
+    # configs/paper/dream.yaml: Section 4.1's fixed settings (d 64, lr 1e-3, L = 2
+    # behaviour layers, 1 modal layer, lambda 1e-4, B 2048, tau 0.2, alpha = beta = 0.01,
+    # gamma 0.1, alpha_V 0.3, k 10 as MMRec's relation graphs) and every ambiguous
+    # option at its literal reading (PAPER_OPTIONS), whatever the declared defaults are
+    from pathlib import Path
+
+    from dreamgeo.config import load_config
+    from dreamgeo.models import get_model
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "paper" / "dream.yaml"
+    model, values = load_config(path)
+    assert model == "dream"
+    resolved = get_model("dream").resolve((str(path), values))
+    paper = {
+        "embedding_dim": 64,
+        "lr": 0.001,
+        "batch_size": 2048,
+        "num_layers": 2,
+        "num_modal_layers": 1,
+        "reg_weight": 1e-4,
+        "tau": 0.2,
+        "intra_weight": 0.01,
+        "inter_weight": 0.01,
+        "s3_weight": 0.1,
+        "image_weight": 0.3,
+        "knn_k": 10,
+    }
+    for name, value in {**paper, **PAPER_OPTIONS}.items():
+        assert resolved[name] == value, name
