@@ -118,3 +118,31 @@ def test_collect_table4_reads_the_committed_bma_studies(capsys):
             assert cells[8] == f"{100 * (tuned / plain['valid']['recall@20'] - 1):+.1f} %"
         else:
             assert cells[6] == "pending"
+
+
+def test_loss_curves_weights_each_logged_term(tmp_path):
+    import json
+
+    import loss_curves
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(
+        json.dumps({"hparams": {"reg_weight": 0.5, "intra_weight": 0.1, "inter_weight": 0.0}})
+    )
+    (run / "metrics.csv").write_text(
+        "epoch,loss,bpr,reg,intra,inter,s3,valid_recall@20\n"
+        "1,2.0,0.7,0.2,3.0,4.0,-0.1,0.05\n"
+        "2,1.0,0.5,0.4,2.0,3.0,-0.2,0.10\n"
+    )
+    terms = loss_curves.weighted_terms(run)
+    # a zero weight (inter) drops its term; the others are weight x logged value
+    assert set(terms) == {"BPR", "λ·reg", "α·intra"}
+    assert terms["BPR"] == [0.7, 0.5]
+    assert terms["λ·reg"] == pytest.approx([0.1, 0.2])
+    assert terms["α·intra"] == pytest.approx([0.3, 0.2])
+    out = tmp_path / "curves.png"
+    assert loss_curves.main([str(run), "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    with pytest.raises(SystemExit, match="metrics.csv"):
+        loss_curves.main([str(tmp_path / "missing"), "--out", str(out)])
