@@ -146,3 +146,26 @@ def test_loss_curves_weights_each_logged_term(tmp_path):
     assert out.stat().st_size > 0
     with pytest.raises(SystemExit, match="metrics.csv"):
         loss_curves.main([str(tmp_path / "missing"), "--out", str(out)])
+
+
+def test_collect_table3_means_and_changes_over_shared_seeds():
+    import collect_table3
+
+    def run(valid, test, epoch):
+        return {
+            "valid": {"recall@20": valid, "ndcg@20": valid / 2},
+            "test": {"recall@20": test, "ndcg@20": test / 2},
+            "best_epoch": epoch,
+        }
+
+    stored = {
+        "full": {"0": run(0.20, 0.10, 5), "1": run(0.22, 0.12, 6)},
+        "no_s3": {"0": run(0.18, 0.11, 7)},  # seed 0 only: compared with full's seed 0
+    }
+    rows = {row[0]: row for row in collect_table3.rows(stored)}
+    assert rows["DREAM"][1] == "0, 1"
+    assert rows["DREAM"][2] == "0.2100 ± 0.0141"
+    assert rows["w/o S3"][2] == "0.1800"
+    assert rows["w/o S3"][6] == "-10.0 %"  # 0.18 against full's 0.20 at seed 0
+    assert rows["w/o S3"][7] == "+10.0 %"  # test 0.11 against 0.10
+    assert rows["w/o S3"][8] == "7"

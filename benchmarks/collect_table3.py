@@ -1,0 +1,124 @@
+r"""Table 3 (DREAM's ablations) with valid and test metrics, mean ± sample std over the
+training seeds that have finished, from the run folders of
+
+    dreamgeo experiment table3 --tuned --seeds 0,1,2 \
+        --out-root runs/experiments/scientific-table3-tuned
+
+(``dreamgeo experiment``'s own table3.md shows test metrics per run only). ``--sync``
+stores each finished run's metrics in ``benchmarks/results/table3-tuned-<dataset>.json``
+(the committed evidence); the table is always built from that file, never from an
+uncommitted run folder. Nothing here trains.
+
+    python benchmarks/collect_table3.py scientific --sync \
+        > benchmarks/results/table3-tuned-scientific.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dreamgeo.experiments.report import ABLATION_LABELS  # noqa: E402
+from dreamgeo.experiments.spec import TABLE3_ABLATIONS  # noqa: E402
+
+__all__ = ["main", "rows"]
+
+RESULTS = ROOT / "benchmarks" / "results"
+METRICS = (("valid", "recall@20"), ("valid", "ndcg@20"), ("test", "recall@20"), ("test", "ndcg@20"))
+
+
+def _run_name(ablation: str, seed: int) -> str:
+    return f"dream-tuned-seed{seed}" if ablation == "full" else f"dream-{ablation}-tuned-seed{seed}"
+
+
+def sync(runs: Path, evidence: Path) -> None:
+    r"""Stores the valid/test metrics and best epoch of every finished run in :obj:`runs`."""
+    stored = json.loads(evidence.read_text()) if evidence.is_file() else {}
+    for ablation in TABLE3_ABLATIONS:
+        for seed in range(10):
+            path = runs / _run_name(ablation, seed) / "result.json"
+            if not path.is_file():
+                continue
+            result = json.loads(path.read_text())
+            stored.setdefault(ablation, {})[str(seed)] = {
+                "valid": {m: result["valid"][m] for _, m in METRICS[:2]},
+                "test": {m: result["test"][m] for _, m in METRICS[2:]},
+                "best_epoch": result.get("best_epoch"),
+            }
+    evidence.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+
+
+def _stats(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def rows(stored: dict) -> list[list[str]]:
+    r"""One row per ablation: seeds, valid/test R@20 and N@20 (mean ± std), the change of
+    the mean valid and test R@20 against the full model over the same seeds."""
+    full = stored.get("full", {})
+    table = []
+    for ablation in TABLE3_ABLATIONS:
+        runs = stored.get(ablation, {})
+        if not runs:
+            continue
+        seeds = sorted(runs, key=int)
+        cells = [_stats([runs[s][split][m] for s in seeds]) for split, m in METRICS]
+        changes = []
+        for split in ("valid", "test"):
+            shared = [s for s in seeds if s in full]
+            if ablation == "full" or not shared:
+                changes.append("")
+                continue
+            own = statistics.mean(runs[s][split]["recall@20"] for s in shared)
+            base = statistics.mean(full[s][split]["recall@20"] for s in shared)
+            changes.append(f"{100 * (own / base - 1):+.1f} %")
+        epochs = ", ".join(str(runs[s]["best_epoch"]) for s in seeds)
+        label = ABLATION_LABELS.get(ablation, ablation)
+        table.append([label, ", ".join(seeds), *cells, *changes, epochs])
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", nargs="?", default="scientific")
+    parser.add_argument(
+        "--runs", default=None, help="(default: runs/experiments/<dataset>-table3-tuned)"
+    )
+    parser.add_argument("--sync", action="store_true", help="store the finished runs first")
+    args = parser.parse_args(argv)
+    evidence = RESULTS / f"table3-tuned-{args.dataset}.json"
+    if args.sync:
+        runs = Path(args.runs or ROOT / "runs" / "experiments" / f"{args.dataset}-table3-tuned")
+        sync(runs, evidence)
+    stored = json.loads(evidence.read_text()) if evidence.is_file() else {}
+    print(f"# Table 3 (ablations) with DREAM's tuned configuration on {args.dataset}\n")
+    print(
+        f"Each row is `configs/{args.dataset}/dream.yaml` with one part switched off "
+        "(`dreamgeo experiment table3 --tuned`), the paper's protocol, valid and test "
+        "Recall/NDCG@20 at the best valid-R@20 epoch, mean ± sample std over the seeds "
+        "listed; Δ is the change of the mean against the full model over the same seeds. "
+        "Test never chooses.\n"
+    )
+    print(
+        "| variant | seeds | valid R@20 | valid N@20 | test R@20 | test N@20 "
+        "| Δ valid R@20 | Δ test R@20 | best epoch |"
+    )
+    print("|" + "---|" * 9)
+    for row in rows(stored):
+        print("| " + " | ".join(row) + " |")
+    machine = platform.processor() or platform.machine()
+    print(f"\nmachine: {machine}, python {platform.python_version()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
