@@ -28,37 +28,29 @@ sys.path.insert(0, str(ROOT))
 from dreamgeo.experiments.report import ABLATION_LABELS  # noqa: E402
 from dreamgeo.experiments.spec import TABLE3_ABLATIONS  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import mean_std  # noqa: E402
+
 __all__ = ["main", "rows"]
 
 RESULTS = ROOT / "benchmarks" / "results"
 METRICS = (("valid", "recall@20"), ("valid", "ndcg@20"), ("test", "recall@20"), ("test", "ndcg@20"))
 
 
-def _run_name(ablation: str, seed: int) -> str:
-    return f"dream-tuned-seed{seed}" if ablation == "full" else f"dream-{ablation}-tuned-seed{seed}"
-
-
 def sync(runs: Path, evidence: Path) -> None:
-    r"""Stores the valid/test metrics and best epoch of every finished run in :obj:`runs`."""
+    r"""Stores the valid/test metrics and best epoch of every finished DREAM run in
+    :obj:`runs`, keyed by the ablation and seed its ``result.json`` records."""
     stored = json.loads(evidence.read_text()) if evidence.is_file() else {}
-    for ablation in TABLE3_ABLATIONS:
-        for seed in range(10):
-            path = runs / _run_name(ablation, seed) / "result.json"
-            if not path.is_file():
-                continue
-            result = json.loads(path.read_text())
-            stored.setdefault(ablation, {})[str(seed)] = {
-                "valid": {m: result["valid"][m] for _, m in METRICS[:2]},
-                "test": {m: result["test"][m] for _, m in METRICS[2:]},
-                "best_epoch": result.get("best_epoch"),
-            }
+    for path in sorted(runs.glob("*/result.json")):
+        result = json.loads(path.read_text())
+        if result.get("model") != "dream" or result.get("ablation") not in TABLE3_ABLATIONS:
+            continue
+        stored.setdefault(result["ablation"], {})[str(result["hparams"]["seed"])] = {
+            "valid": {m: result["valid"][m] for _, m in METRICS[:2]},
+            "test": {m: result["test"][m] for _, m in METRICS[2:]},
+            "best_epoch": result.get("best_epoch"),
+        }
     evidence.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
-
-
-def _stats(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def rows(stored: dict) -> list[list[str]]:
@@ -71,7 +63,7 @@ def rows(stored: dict) -> list[list[str]]:
         if not runs:
             continue
         seeds = sorted(runs, key=int)
-        cells = [_stats([runs[s][split][m] for s in seeds]) for split, m in METRICS]
+        cells = [mean_std([runs[s][split][m] for s in seeds]) for split, m in METRICS]
         changes = []
         for split in ("valid", "test"):
             shared = [s for s in seeds if s in full]

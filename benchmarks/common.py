@@ -27,6 +27,7 @@ __all__ = [
     "median_time",
     "peak_rss_mb",
     "markdown_table",
+    "mean_std",
     "synchronize",
     "optional_packages",
     "emit_result",
@@ -142,6 +143,15 @@ def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> f
 def peak_rss_mb() -> float:
     r"""Peak resident memory of this process so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def mean_std(values: list[float]) -> str:
+    r"""``"mean ± sample std"`` to 4 decimals; one value alone, ``"—"`` for none."""
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:

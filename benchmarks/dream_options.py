@@ -33,6 +33,9 @@ sys.path.insert(0, str(REPO))
 
 from dreamgeo.models.dream import PAPER_OPTIONS  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import mean_std  # noqa: E402
+
 #: name -> (overrides of the declared defaults, what it tests)
 VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "default": ({}, "the declared defaults"),
@@ -156,14 +159,6 @@ def _metric(result: dict, split: str, name: str) -> float:
     return float(result[split][name])
 
 
-def _stats(values: list[float]) -> str:
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
-
-
 def table(results: dict[str, dict[int, dict]]) -> str:
     base = [_metric(r, "valid", "recall@20") for r in results.get("default", {}).values() if r]
     base_mean = statistics.mean(base) if base else math.nan
@@ -183,8 +178,8 @@ def table(results: dict[str, dict[int, dict]]) -> str:
         delta = (statistics.mean(vr) / base_mean - 1) * 100 if base else math.nan
         overrides = ", ".join(f"{k}={_value(v)}" for k, v in VARIANTS[variant][0].items())
         rows.append(
-            f"| {variant} | {overrides or '—'} | {len(done)} | {_stats(vr)} | {_stats(vn)} | "
-            f"{delta:+.1f}% | {_stats(tr)} | {_stats(tn)} | "
+            f"| {variant} | {overrides or '—'} | {len(done)} | {mean_std(vr)} | {mean_std(vn)} | "
+            f"{delta:+.1f}% | {mean_std(tr)} | {mean_std(tn)} | "
             f"{', '.join(str(r['best_epoch']) for r in done)} |"
         )
     return "\n".join(rows)
