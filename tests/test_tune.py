@@ -168,6 +168,61 @@ def test_grid_sampler_tries_the_grid_and_ends(dirs, capsys):
     assert "epochs 2 then, 3 now" in capsys.readouterr().err
 
 
+def test_search_replaces_the_declared_space_on_top_of_fixed_values(dirs, capsys):
+    out = dirs["base"] / "search"
+    # num_layers is fixed by --set and searched by --search: the search wins; reg_weight,
+    # declared as searched, is fixed by --set and stays fixed
+    args = ["tune", *_data_flags(dirs), "--model", "lightgcn", "--set", "reg_weight=0.01"]
+    args += ["--set", "n_layers=2", "--search", "n_layers=1,3", "--search", "lr=0.001, 0.01"]
+    args += ["--trials", "10", "--epochs", "1", "--no-retrain", "--out-dir", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "grid sampler over num_layers [1, 3] x lr [0.001, 0.01] (4 points)" in printed
+    trials = _trials(out)
+    assert sorted((t.params["num_layers"], t.params["lr"]) for t in trials) == [
+        (1, 0.001),
+        (1, 0.01),
+        (3, 0.001),
+        (3, 0.01),
+    ]
+    assert {t.user_attrs["hparams"]["reg_weight"] for t in trials} == {0.01}
+    assert {t.user_attrs["hparams"]["num_layers"] for t in trials} == {1, 3}
+    assert "searched: num_layers [1, 3] x lr [0.001, 0.01]" in (out / "best.yaml").read_text()
+
+    # the same study with another searched space is refused, naming it
+    with pytest.raises(SystemExit) as error:
+        main([*args[:13], "--search", "n_layers=1,2", *args[15:]])
+    assert error.value.code == 2
+    assert "num_layers grid [1, 3] then, grid [1, 2] now" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "search, message",
+    [
+        ("bogus=1,2", "--search bogus: lightgcn has no hyper-parameter 'bogus'"),
+        ("num_layers=1,-1", "--search num_layers: num_layers must be >= 1, got -1"),
+        ("num_layers", "--search num_layers: expected KEY=V1,V2,..."),
+        ("num_layers=", "--search num_layers=: expected KEY=V1,V2,..."),
+        ("num_layers=1,1", "--search num_layers: a value is repeated"),
+        ("lr=fast", "--search lr: lr must be a number, got 'fast'"),
+    ],
+)
+def test_bad_search_runs_nothing(dirs, capsys, search, message):
+    out = dirs["base"] / "bad-search"
+    with pytest.raises(SystemExit) as error:
+        main(["tune", *_data_flags(dirs), "--model", "lightgcn", "--search", search,
+              "--out-dir", str(out)])  # fmt: skip
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_search_of_a_value_that_does_not_matter_is_refused(dirs):
+    info = get_model("mgcn")
+    with pytest.raises(TuneError, match="'bma_intra_weight' matters only with bma=true"):
+        Tuner(info, None, dirs["base"] / "none", search={"bma_intra_weight": [0.0, 0.01]})
+
+
 def test_tpe_tries_the_declared_defaults_first(dirs, capsys):
     out = dirs["base"] / "tpe-defaults"
     args = ["tune", *_data_flags(dirs), "--model", "lightgcn", "--sampler", "tpe"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import datetime
 import io
 import json
@@ -27,7 +28,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,10 @@ class Tuner:
     **Search space.** The hyper-parameters the model declares a grid (or a TPE interval)
     for (``dreamgeo train --model NAME --list-hparams``), except those given in
     :obj:`fixed`: a value the user fixes is taken out of the search. Every other value
-    is the declared default, or the one in :obj:`fixed`. Every trial's values go
+    is the declared default, or the one in :obj:`fixed`. With :obj:`search`, exactly the
+    keys and values it gives are searched instead (a staged search, e.g. the relation
+    graph's size and the depth on top of a tuned configuration), and every other value
+    is fixed. Every trial's values go
     through :meth:`ModelInfo.resolve <dreamgeo.models.ModelInfo.resolve>`, so they are
     checked like any ``--set``.
 
@@ -272,6 +276,10 @@ class Tuner:
             checked); taken out of the search. (default: :obj:`None`)
         fixed_source (str, optional): Where :obj:`fixed` came from, for error messages.
             (default: :obj:`"fixed"`)
+        search (Mapping[str, Sequence], optional): Names (or aliases) to the values to
+            try, replacing the declared search space: only these keys are searched, on
+            these values (checked like any ``--set``; a key fixed in :obj:`fixed` is
+            searched all the same). (default: :obj:`None`, the declared space)
         dataset (str, optional): The dataset's name (study name, comments).
             (default: :obj:`"data"`)
         data_description (str, optional): One phrase describing the data for logs and
@@ -330,6 +338,7 @@ class Tuner:
         out_dir: str | os.PathLike,
         fixed: Mapping[str, Any] | None = None,
         fixed_source: str = "fixed",
+        search: Mapping[str, Sequence[Any]] | None = None,
         dataset: str = "data",
         data_description: str | None = None,
         sampler: str = "auto",
@@ -371,7 +380,9 @@ class Tuner:
         self.fixed_source = fixed_source
         # the user's keys as declared names, values checked (raises HParamError)
         given = info.resolve((fixed_source, dict(fixed or {})))
+        self.overrides = self._search_overrides(info, search, given)
         self.pinned = {info.hparams.canonical(str(key)) for key in (fixed or {})}
+        self.pinned -= set(self.overrides)
         self.fixed = {name: given[name] for name in self.pinned}
         self.values = given  # defaults overridden by fixed: every non-searched value
         self.dataset = dataset
@@ -393,14 +404,18 @@ class Tuner:
         self.retrain = retrain
         self.export = Path(export) if export is not None else None
         self.log = log or _say
-        self.grid_space = {
-            name: values
-            for name, values in info.hparams.grid_space(self.values).items()
-            if name not in self.pinned
-        }
-        self.tpe_space = [
-            p for p in info.hparams.searched("tpe", self.values) if p.name not in self.pinned
-        ]
+        if self.overrides:
+            self.grid_space = {name: list(p.grid) for name, p in self.overrides.items()}
+            self.tpe_space = list(self.overrides.values())
+        else:
+            self.grid_space = {
+                name: values
+                for name, values in info.hparams.grid_space(self.values).items()
+                if name not in self.pinned
+            }
+            self.tpe_space = [
+                p for p in info.hparams.searched("tpe", self.values) if p.name not in self.pinned
+            ]
         if not self.tpe_space:
             declared = [p.name for p in info.hparams.searched("tpe", self.values)]
             raise TuneError(
@@ -423,6 +438,42 @@ class Tuner:
         self.kind = "grid"  # decided in run()
 
     # ------------------------------------------------------------------ space
+    @staticmethod
+    def _search_overrides(
+        info: ModelInfo, search: Mapping[str, Sequence[Any]] | None, values: Mapping[str, Any]
+    ) -> dict[str, HParam]:
+        r"""The declarations of the :obj:`search` keys with their grid replaced by the
+        given values (parsed and checked); raises :class:`TuneError` on an unknown key,
+        an empty or repeated value list, or a key that does not matter here."""
+        overrides: dict[str, HParam] = {}
+        for key, raw in (search or {}).items():
+            name = info.hparams.canonical(str(key))
+            if name is None:
+                raise TuneError(
+                    f"--search {key}: {info.name} has no hyper-parameter '{key}' "
+                    f"(see dreamgeo train --model {info.name} --list-hparams)"
+                )
+            if name in overrides:
+                raise TuneError(f"--search {key}: '{name}' is given twice")
+            param = info.hparams[name]
+            parsed = [param.parse(value, f"--search {key}") for value in raw]
+            if not parsed:
+                raise TuneError(f"--search {key}: give at least one value")
+            if len(set(parsed)) != len(parsed):
+                raise TuneError(f"--search {key}: a value is repeated in {raw}")
+            if param.requires is not None and values.get(param.requires[0]) != param.requires[1]:
+                need, value = param.requires
+                have = values.get(need)
+                raise TuneError(
+                    f"--search {key}: '{name}' matters only with {need}={str(value).lower()}, "
+                    f"which is {str(have).lower()} here"
+                )
+            overrides[name] = dataclasses.replace(param, grid=tuple(parsed), search=None)
+        return overrides
+
+    def _param(self, name: str) -> HParam:
+        return self.overrides.get(name) or self.info.hparams[name]
+
     @property
     def grid_size(self) -> int:
         r"""Points of the grid left to search (the declared grids minus fixed keys)."""
@@ -435,7 +486,7 @@ class Tuner:
         r"""The hyper-parameters the ``kind`` (``"grid"``, ``"random"`` or ``"tpe"``)
         sampler varies."""
         if kind in ("grid", "random"):
-            return [self.info.hparams[name] for name in self.grid_space]
+            return [self._param(name) for name in self.grid_space]
         return list(self.tpe_space)
 
     def _space_text(self, kind: str) -> str:

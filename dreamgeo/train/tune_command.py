@@ -9,7 +9,7 @@ from typing import Any
 from dreamgeo.argtypes import non_negative_int, positive_float, positive_int
 from dreamgeo.train_command import add_data_arguments
 
-__all__ = ["add_tune_parser", "run_tune"]
+__all__ = ["add_tune_parser", "parse_searches", "run_tune"]
 
 
 def add_tune_parser(commands) -> argparse.ArgumentParser:
@@ -46,6 +46,17 @@ def add_tune_parser(commands) -> argparse.ArgumentParser:
         "--config is taken out of the search",
     )
     search = parser.add_argument_group("search")
+    search.add_argument(
+        "--search",
+        dest="searches",
+        action="append",
+        metavar="KEY=V1,V2,...",
+        default=None,
+        help="search exactly these values of KEY instead of the declared space "
+        "(repeatable); with --search only the keys given are searched and every other value "
+        "is fixed (declared default, --config, --set), e.g. --config "
+        "configs/scientific/mgcn.yaml --search knn_k=5,10 --search num_layers=2,3",
+    )
     search.add_argument(
         "--sampler",
         choices=("auto", "grid", "random", "tpe"),
@@ -162,6 +173,23 @@ def _fixed_values(args: argparse.Namespace, info: Any, values: dict[str, Any]) -
     return {name: values[name] for name in names if name is not None}
 
 
+def parse_searches(searches: list[str] | None) -> dict[str, list[str]]:
+    r"""``--search KEY=V1,V2,...`` flags as key to the list of value texts; raises
+    :class:`~dreamgeo.train.tune.TuneError` on a flag without ``=`` or values."""
+    from dreamgeo.train.tune import TuneError
+
+    parsed: dict[str, list[str]] = {}
+    for text in searches or []:
+        key, sep, values = text.partition("=")
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not items:
+            raise TuneError(f"--search {text}: expected KEY=V1,V2,..., e.g. knn_k=5,10")
+        if key.strip() in parsed:
+            raise TuneError(f"--search {text}: '{key.strip()}' is given twice")
+        parsed[key.strip()] = items
+    return parsed
+
+
 def run_tune(args: argparse.Namespace) -> int:
     r"""Runs ``dreamgeo tune`` with the parsed ``args``."""
     import optuna
@@ -175,6 +203,7 @@ def run_tune(args: argparse.Namespace) -> int:
     flags = {name: value for name, value in flags.items() if value is not None}
     info, values = resolve_run(args.model, args.config, args.assignments, flags)
     fixed = _fixed_values(args, info, values)
+    searches = parse_searches(args.searches)
     source = resolve_source(args.dataset, args.data_root, args.preset, args.data_seed)
     out_dir = args.out_dir or f"runs/tune/{source.name}-{info.name}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -185,6 +214,7 @@ def run_tune(args: argparse.Namespace) -> int:
         out_dir,
         fixed=fixed,
         fixed_source="--config/--set",
+        search=searches,
         dataset=source.name,
         data_description=source.describe(),
         sampler=args.sampler,
