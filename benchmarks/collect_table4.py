@@ -8,7 +8,11 @@ of the 3 x 3 weight grid; ``<dataset>-<model>-bma-best.json``: its best point re
         > benchmarks/results/table4-tuned-scientific.md
 
 ``--sync`` first copies the studies' tables and retrained best from
-``runs/tune/<dataset>-<model>-bma``. Nothing here trains; a missing study is "pending".
+``runs/tune/<dataset>-<model>-bma``. ``--seeds`` also collects the two tuned rows over
+more training seeds (``dreamgeo experiment table4 --tuned --seeds 1,2 --out-root
+runs/experiments/<dataset>-t4-tuned``; seed 0 is the studies' retrained best) into
+``tuning/<dataset>-table4-seeds.json`` and prints them as mean ± std. Nothing here
+trains; a missing study is "pending".
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import csv
 import json
 import platform
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -25,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dreamgeo.models import get_model, models_in_table  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import mean_std  # noqa: E402
 
 TUNING = ROOT / "benchmarks" / "results" / "tuning"
 #: BMA's weights as the paper fixes them (α = β = 0.01), one point of the searched grid.
@@ -79,14 +87,75 @@ def sync(dataset: str, runs: Path) -> None:
                 shutil.copyfile(study / source, TUNING / f"{dataset}-{name}-bma-{target}")
 
 
+def collect_seeds(dataset: str, runs: Path) -> None:
+    r"""Valid/test R@20 of both tuned rows per seed: seed 0 from the committed retrained
+    best, other seeds from ``runs/experiments/<dataset>-t4-tuned``."""
+    record: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    root = runs / "experiments" / f"{dataset}-t4-tuned"
+    for name in models_in_table("table4"):
+        for row, plain_file, pattern in (
+            ("without", f"{dataset}-{name}-best.json", f"{name}-tuned-seed*"),
+            ("with", f"{dataset}-{name}-bma-best.json", f"{name}-bma-tuned-seed*"),
+        ):
+            per_seed = record.setdefault(name, {}).setdefault(row, {})
+            seed0 = _json(TUNING / plain_file)
+            if seed0 is not None:
+                per_seed["0"] = {s: seed0[s]["recall@20"] for s in ("valid", "test")}
+            for folder in sorted(root.glob(pattern)):
+                result = _json(folder / "result.json")
+                if result is not None:
+                    seed = folder.name.rsplit("seed", 1)[1]
+                    per_seed[seed] = {s: result[s]["recall@20"] for s in ("valid", "test")}
+    (TUNING / f"{dataset}-table4-seeds.json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def seeds_table(dataset: str) -> list[str]:
+    r"""The tuned rows over seeds as markdown lines (empty without the seeds file)."""
+    record = _json(TUNING / f"{dataset}-table4-seeds.json")
+    if not record:
+        return []
+    lines = [
+        "",
+        "The same two tuned rows over training seeds (seed 0: the studies' retrained best; "
+        "seeds 1 and 2: `dreamgeo experiment table4 --tuned --seeds 1,2`; mean ± sample std, "
+        "Δ of the means):",
+        "",
+        "| model | seeds | without BMA valid R@20 | tuned BMA valid R@20 | Δ valid "
+        "| without BMA test R@20 | tuned BMA test R@20 | Δ test |",
+        "|" + "---|" * 8,
+    ]
+    for name, rows in record.items():
+        seeds = sorted(set(rows["without"]) & set(rows["with"]), key=int)
+        if not seeds:
+            continue
+        cells = [get_model(name).label, ", ".join(seeds)]
+        values = {
+            (row, split): [rows[row][seed][split] for seed in seeds]
+            for row in ("without", "with")
+            for split in ("valid", "test")
+        }
+        for split in ("valid", "test"):
+            plain, tuned = values[("without", split)], values[("with", split)]
+            cells += [
+                mean_std(plain),
+                mean_std(tuned),
+                _change(statistics.mean(tuned), statistics.mean(plain)),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", nargs="?", default="scientific")
     parser.add_argument("--runs", default=str(ROOT / "runs"))
     parser.add_argument("--sync", action="store_true", help="copy the run folders' results first")
+    parser.add_argument("--seeds", action="store_true", help="also collect the seeds' runs")
     args = parser.parse_args(argv)
     if args.sync:
         sync(args.dataset, Path(args.runs))
+    if args.seeds:
+        collect_seeds(args.dataset, Path(args.runs))
     print(f"# Table 4 with tuned BMA weights on {args.dataset}\n")
     print(
         "Each model's tuned configuration (configs/<dataset>/<model>.yaml) is fixed and "
@@ -140,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             "(its pruned points stopped at epoch 10 and are shown with the valid R@20 they had "
             "then; the model without BMA is Table 2's tuned row either way)."
         )
+    for line in seeds_table(args.dataset):
+        print(line)
     machine = platform.processor() or platform.machine()
     print(f"\nmachine: {machine}, python {platform.python_version()}")
     return 0
