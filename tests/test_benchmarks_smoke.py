@@ -169,3 +169,28 @@ def test_collect_table3_means_and_changes_over_shared_seeds():
     assert rows["w/o S3"][6] == "-10.0 %"  # 0.18 against full's 0.20 at seed 0
     assert rows["w/o S3"][7] == "+10.0 %"  # test 0.11 against 0.10
     assert rows["w/o S3"][8] == "7"
+
+
+def test_collect_structure_reads_the_committed_stage_two_studies(capsys):
+    import csv
+    import json
+
+    import collect_structure
+
+    assert collect_structure.main(["scientific"]) == 0
+    printed = capsys.readouterr().out
+    tuning = ROOT / "benchmarks" / "results" / "tuning"
+    for name, label in (("mgcn", "MGCN"), ("dream", "DREAM")):
+        line = next(x for x in printed.splitlines() if x.startswith(f"| {label} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        stage1 = json.loads((tuning / f"scientific-{name}-best.json").read_text())
+        assert cells[1] == f"{stage1['valid']['recall@20']:.4f}"
+        rows = list(csv.DictReader((tuning / f"scientific-{name}-structure-trials.csv").open()))
+        for column, (layers, knn) in zip(cells[2:6], collect_structure.POINTS):
+            (row,) = [r for r in rows if (int(r["num_layers"]), int(r["knn_k"])) == (layers, knn)]
+            assert column == f"{float(row['valid_recall@20']):.4f}"
+        best = json.loads((tuning / f"scientific-{name}-structure-best.json").read_text())
+        assert cells[6] == f"{best['valid']['recall@20']:.4f}"
+        # the retrained best is the grid's best point
+        assert cells[6] == max(cells[2:6])
+    assert "DREAM / best baseline after stage 2" in printed
