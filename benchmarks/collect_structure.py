@@ -5,7 +5,7 @@ in ``benchmarks/results/tuning``: for each model, Table 2's tuned configuration 
 retrained: ``-structure-best.json``), plus the finalists' seeds when they were run
 (``<dataset>-structure-seeds.json``, from ``--seeds``).
 
-    python benchmarks/collect_structure.py scientific --sync \
+    python benchmarks/collect_structure.py scientific --sync --seeds \
         > benchmarks/results/table2-structure-scientific.md
 
 ``--sync`` first copies the studies' tables and retrained best from
@@ -83,9 +83,19 @@ def sync(dataset: str, runs: Path) -> None:
 def collect_seeds(dataset: str, runs: Path) -> None:
     r"""Gathers the finalists' per-seed valid/test R@20 into one committed JSON file."""
     record: dict[str, dict[str, dict[str, float]]] = {}
+    for name in MODELS:  # seed 0: the study's retrained best
+        seed0 = _json(TUNING / f"{dataset}-{name}-structure-best.json")
+        if seed0 is not None and (runs / "structure-seeds" / dataset / f"{name}-s1").is_dir():
+            record[name] = {
+                "0": {
+                    "valid": seed0["valid"]["recall@20"],
+                    "test": seed0["test"]["recall@20"],
+                    "best_epoch": seed0["best_epoch"],
+                }
+            }
     for folder in sorted((runs / "structure-seeds" / dataset).glob("*-s*")):
         result = _json(folder / "result.json")
-        if result is None:
+        if result is None or not folder.is_dir():
             continue
         name, seed = folder.name.rsplit("-s", 1)
         record.setdefault(name, {})[seed] = {
