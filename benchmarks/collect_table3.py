@@ -11,6 +11,11 @@ uncommitted run folder. Nothing here trains.
 
     python benchmarks/collect_table3.py scientific --sync \
         > benchmarks/results/table3-tuned-scientific.md
+
+``--stage structure`` does the same for the stage-2 configuration
+(``configs/<dataset>/structure/dream.yaml``, i.e. ``dreamgeo experiment table3 --tuned
+--set knn_k=5 --set num_layers=3 --seeds 0,1,2 --out-root
+runs/experiments/<dataset>-table3-structure``), into ``table3-structure-<dataset>.json``.
 """
 
 from __future__ import annotations
@@ -83,19 +88,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", nargs="?", default="scientific")
     parser.add_argument(
-        "--runs", default=None, help="(default: runs/experiments/<dataset>-table3-tuned)"
+        "--stage",
+        choices=("tuned", "structure"),
+        default="tuned",
+        help="tuned: Table 2's configuration (stage 1); structure: stage 2's",
+    )
+    parser.add_argument(
+        "--runs", default=None, help="(default: runs/experiments/<dataset>-table3-<stage>)"
     )
     parser.add_argument("--sync", action="store_true", help="store the finished runs first")
     args = parser.parse_args(argv)
-    evidence = RESULTS / f"table3-tuned-{args.dataset}.json"
+    evidence = RESULTS / f"table3-{args.stage}-{args.dataset}.json"
     if args.sync:
-        runs = Path(args.runs or ROOT / "runs" / "experiments" / f"{args.dataset}-table3-tuned")
+        folder = f"{args.dataset}-table3-{args.stage}"
+        runs = Path(args.runs or ROOT / "runs" / "experiments" / folder)
         sync(runs, evidence)
     stored = json.loads(evidence.read_text()) if evidence.is_file() else {}
-    print(f"# Table 3 (ablations) with DREAM's tuned configuration on {args.dataset}\n")
+    config, command = f"configs/{args.dataset}/dream.yaml", "--tuned"
+    if args.stage == "structure":
+        config = f"configs/{args.dataset}/structure/dream.yaml"
+        command = "--tuned --set knn_k=5 --set num_layers=3"
+    print(f"# Table 3 (ablations) with DREAM's {args.stage} configuration on {args.dataset}\n")
     print(
-        f"Each row is `configs/{args.dataset}/dream.yaml` with one part switched off "
-        "(`dreamgeo experiment table3 --tuned`), the paper's protocol, valid and test "
+        f"Each row is `{config}` with one part switched off "
+        f"(`dreamgeo experiment table3 {command}`), the paper's protocol, valid and test "
         "Recall/NDCG@20 at the best valid-R@20 epoch, mean ± sample std over the seeds "
         "listed; Δ is the change of the mean against the full model over the same seeds. "
         "Test never chooses.\n"
