@@ -107,6 +107,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "knn5_both": ({"knn_k": 5, "bma_direction": "both"}, "knn_k 5 and symmetric InfoNCE"),
     "tau_0.15": ({"tau": 0.15}, "BMA temperature 0.15"),
     "knn5_layers3": ({"knn_k": 5, "num_layers": 3}, "knn_k 5 and 3 behaviour layers"),
+    "train_features": ({"train_features": True}, "fine-tuned encoder input features (as MGCN)"),
 }
 
 #: Variants whose loss scales are measured (at initialization and at the best epoch).

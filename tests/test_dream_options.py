@@ -30,6 +30,7 @@ OPTION_VALUES = {
     "modality_dropout": [0.5],
     "edge_dropout": [0.5],
     "rec_loss": ["softmax"],
+    "train_features": [True],
 }
 
 #: The defaults documented in benchmarks/results/dream-options-scientific.md: no option
@@ -50,6 +51,7 @@ DOCUMENTED_WINNER = {
     "modality_dropout": 0.0,
     "edge_dropout": 0.0,
     "rec_loss": "bpr",
+    "train_features": False,
     "tau": 0.2,
     "intra_weight": 0.01,
     "inter_weight": 0.01,
@@ -257,6 +259,25 @@ def test_feature_norm_is_the_encoder_input_only(data):
     assert torch.allclose(model.features("image").norm(dim=-1), torch.ones(20))
     base = _build(data)
     assert torch.equal(model.s3_item_factor, base.s3_item_factor)
+
+
+def test_train_features_fine_tunes_the_encoder_input_only(data):
+    model = _build(data, train_features=True, feature_norm="l2")
+    base = _build(data, feature_norm="l2")
+    names = {name for name, _ in model.named_parameters()}
+    assert {"features_image", "features_text"} <= names
+    assert not {"features_image", "features_text"} & {n for n, _ in base.named_parameters()}
+    start = {m: model.features(m).detach().clone() for m in ("image", "text")}
+    assert all(torch.equal(start[m], base.features(m)) for m in start)  # same start
+    s3_target = model.s3_item_factor.clone()
+    graph = model.item_graphs["image"].matrix.to_dense().clone()
+    _one_epoch(model, data)
+    for m in start:
+        assert not torch.allclose(model.features(m), start[m])  # the optimizer moved them
+    assert torch.equal(model.s3_item_factor, s3_target)  # S3 still targets raw features
+    assert torch.equal(model.item_graphs["image"].matrix.to_dense(), graph)
+    with pytest.raises(ValueError, match="train_features=True needs feature_dtype='float32'"):
+        _build(data, train_features=True, feature_dtype="bfloat16")
 
 
 def test_invalid_option_values_are_refused(data):

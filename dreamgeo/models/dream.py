@@ -85,6 +85,7 @@ PAPER_OPTIONS: dict[str, Any] = {
     "modality_dropout": 0.0,
     "edge_dropout": 0.0,
     "rec_loss": "bpr",
+    "train_features": False,
 }
 
 
@@ -252,6 +253,11 @@ class DREAM(Recommender):
             positive and negative items; beyond the paper). (default: :obj:`"bpr"`)
         rec_tau (float, optional): The temperature of ``rec_loss="softmax"``.
             (default: :obj:`1.0`)
+        train_features (bool, optional): Fine-tune the (normalized) features the encoder
+            projections read, as MMRec's BM3, FREEDOM and MGCN do (parameters initialized
+            with the features); the relation graphs and S3's targets stay on the raw
+            features. Needs :obj:`feature_dtype` ``"float32"`` (beyond the paper: Eq. 4
+            projects fixed features). (default: :obj:`False`)
     """
 
     #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in
@@ -439,6 +445,13 @@ class DREAM(Recommender):
                 high=1.0,
                 high_open=True,
             ),
+            HParam(
+                "train_features",
+                bool,
+                False,
+                "fine-tune the features the encoder projections read, as MMRec's MGCN does "
+                "(relation graphs and S3 targets stay on the raw features; beyond the paper)",
+            ),
         ]
     )
 
@@ -485,6 +498,7 @@ class DREAM(Recommender):
         edge_dropout: float = 0.0,
         rec_loss: str = "bpr",
         rec_tau: float = 1.0,
+        train_features: bool = False,
     ):
         for name, value, choices in (
             ("s3_distance", s3_distance, S3_DISTANCES),
@@ -539,6 +553,11 @@ class DREAM(Recommender):
         self.modalities = modalities
         feature_dtype_name = _feature_dtype_name(feature_dtype)
         self.feature_dtype = _FEATURE_DTYPES[feature_dtype_name]
+        if train_features and feature_dtype_name != "float32":
+            raise ValueError(
+                f"DREAM: train_features=True needs feature_dtype='float32', got "
+                f"'{feature_dtype_name}' (the optimizer updates the features in place)"
+            )
         self.modal_weights = _check_modal_weights(
             dict(modal_weights) if modal_weights else default_modal_weights(modalities),
             modalities,
@@ -591,6 +610,7 @@ class DREAM(Recommender):
             edge_dropout=edge_dropout,
             rec_loss=rec_loss,
             rec_tau=rec_tau,
+            train_features=train_features,
         )
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
@@ -649,7 +669,10 @@ class DREAM(Recommender):
         features = {m: data[ITEM][feature_key(m)].float() for m in modalities}
         for m, x in features.items():
             x_in = normalize_features(x, feature_norm)
-            self.register_buffer(f"features_{m}", x_in.to(self.feature_dtype), persistent=False)
+            if train_features:
+                self.register_parameter(f"features_{m}", torch.nn.Parameter(x_in.clone()))
+            else:
+                self.register_buffer(f"features_{m}", x_in.to(self.feature_dtype), persistent=False)
             plain = m in plain_modalities
             use_graph = m in graph_modalities
             self.encoders[m] = ModalEncoder(
@@ -743,7 +766,8 @@ class DREAM(Recommender):
                 self.fusion_weight.fill_(1.0)
 
     def features(self, modality: str) -> Tensor:
-        r"""Raw item features ``[N, d_m]`` of ``modality``, in :obj:`feature_dtype`."""
+        r"""Item features ``[N, d_m]`` of ``modality`` as the encoder reads them, in
+        :obj:`feature_dtype` (a parameter with :obj:`train_features`)."""
         return getattr(self, f"features_{modality}")
 
     def behavior(
