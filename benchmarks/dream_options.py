@@ -108,6 +108,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "tau_0.15": ({"tau": 0.15}, "BMA temperature 0.15"),
     "knn5_layers3": ({"knn_k": 5, "num_layers": 3}, "knn_k 5 and 3 behaviour layers"),
     "train_features": ({"train_features": True}, "fine-tuned encoder input features (as MGCN)"),
+    "noalign_s3norm": (
+        {"use_intra": False, "use_inter": False, "s3_distance": "norm"},
+        "w/o BMA, S3 as the norm of Eq. 8",
+    ),
 }
 
 #: Variants whose loss scales are measured (at initialization and at the best epoch).
