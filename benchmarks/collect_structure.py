@@ -20,7 +20,6 @@ import argparse
 import csv
 import json
 import platform
-import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from dreamgeo.models import get_model  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import mean_std  # noqa: E402
+from common import copy_study, mean_std  # noqa: E402
 
 TUNING = ROOT / "benchmarks" / "results" / "tuning"
 MODELS = ("mgcn", "lgmrec", "freedom", "dream")
@@ -70,14 +69,7 @@ def sync(dataset: str, runs: Path) -> None:
     r"""Copies each structure study's tables and retrained best from :obj:`runs`."""
     for name in MODELS:
         study = runs / "tune" / f"{dataset}-{name}-structure"
-        for source, target in (
-            ("trials.csv", "trials.csv"),
-            ("trials.md", "trials.md"),
-            ("best_result.json", "best.json"),
-            ("best_result.md", "best.md"),
-        ):
-            if (study / source).is_file():
-                shutil.copyfile(study / source, TUNING / f"{dataset}-{name}-structure-{target}")
+        copy_study(study, TUNING, f"{dataset}-{name}-structure")
 
 
 def collect_seeds(dataset: str, runs: Path) -> None:

@@ -20,7 +20,6 @@ import argparse
 import csv
 import json
 import platform
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dreamgeo.models import get_model, models_in_table  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import copy_study  # noqa: E402
 
 METRICS = ("recall@20", "ndcg@20")
 RESULTS = ROOT / "benchmarks" / "results"
@@ -150,14 +152,7 @@ def sync(dataset: str, runs: Path) -> None:
     tuning = RESULTS / "tuning"
     for name in models_in_table("table2"):
         study = runs / "tune" / f"{dataset}-{name}"
-        for source, target in (
-            ("trials.csv", "trials.csv"),
-            ("trials.md", "trials.md"),
-            ("best_result.json", "best.json"),
-            ("best_result.md", "best.md"),
-        ):
-            if (study / source).is_file():
-                shutil.copyfile(study / source, tuning / f"{dataset}-{name}-{target}")
+        copy_study(study, tuning, f"{dataset}-{name}")
     folder = runs / "experiments" / f"{dataset}-defaults"
     if folder.is_dir():
         path = RESULTS / "defaults" / f"{dataset}.json"

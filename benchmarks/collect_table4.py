@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import platform
-import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -32,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from dreamgeo.models import get_model, models_in_table  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import mean_std  # noqa: E402
+from common import copy_study, mean_std  # noqa: E402
 
 TUNING = ROOT / "benchmarks" / "results" / "tuning"
 #: BMA's weights as the paper fixes them (α = β = 0.01), one point of the searched grid.
@@ -77,14 +76,7 @@ def sync(dataset: str, runs: Path) -> None:
     r"""Copies each BMA study's tables and retrained best from :obj:`runs`."""
     for name in models_in_table("table4"):
         study = runs / "tune" / f"{dataset}-{name}-bma"
-        for source, target in (
-            ("trials.csv", "trials.csv"),
-            ("trials.md", "trials.md"),
-            ("best_result.json", "best.json"),
-            ("best_result.md", "best.md"),
-        ):
-            if (study / source).is_file():
-                shutil.copyfile(study / source, TUNING / f"{dataset}-{name}-bma-{target}")
+        copy_study(study, TUNING, f"{dataset}-{name}-bma")
 
 
 def collect_seeds(dataset: str, runs: Path) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -200,3 +201,21 @@ def build_benchmark_model(name: str, data, **options: Any):
     info = get_model(name)
     runtime = {key: value for key, value in options.items() if key in info.runtime_options}
     return info.build(data, info.hparams.defaults(), **runtime)
+
+
+#: A tuning run folder's files and the names they are committed under
+#: (``benchmarks/results/tuning/<prefix>-<name>``).
+STUDY_FILES = (
+    ("trials.csv", "trials.csv"),
+    ("trials.md", "trials.md"),
+    ("best_result.json", "best.json"),
+    ("best_result.md", "best.md"),
+)
+
+
+def copy_study(study: Path, folder: Path, prefix: str) -> None:
+    r"""Copies a tuning run folder's tables and retrained best (those that exist) into
+    ``folder`` as ``<prefix>-<name>``."""
+    for source, target in STUDY_FILES:
+        if (study / source).is_file():
+            shutil.copyfile(study / source, folder / f"{prefix}-{target}")
