@@ -4,7 +4,8 @@ NDCG@20 and the test metrics at that epoch in one markdown table, plus the loss 
 (value and gradient norm of each weighted term against BPR's) of a few variants.
 
 Resumable: every run has its own ``--out-dir`` under ``--runs-dir`` and is reused when
-its ``result.json`` exists; a run started but unfinished is started again. Runs start
+its ``result.json`` exists; a run killed after an epoch resumes from its checkpoint
+(``dreamgeo train --resume``), one killed before its first checkpoint starts again. Runs start
 one at a time while ``--time-budget`` seconds are left; the table shows what has landed.
 
 Example::
@@ -108,6 +109,9 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "tau_0.15": ({"tau": 0.15}, "BMA temperature 0.15"),
     "knn5_layers3": ({"knn_k": 5, "num_layers": 3}, "knn_k 5 and 3 behaviour layers"),
     "train_features": ({"train_features": True}, "fine-tuned encoder input features (as MGCN)"),
+    "bma_decay_0.9": ({"bma_decay": 0.9}, "BMA weights x 0.9^(t-1) in epoch t"),
+    "bma_decay_0.8": ({"bma_decay": 0.8}, "BMA weights x 0.8^(t-1) in epoch t"),
+    "bma_decay_0.95": ({"bma_decay": 0.95}, "BMA weights x 0.95^(t-1) in epoch t"),
     "noalign_s3norm": (
         {"use_intra": False, "use_inter": False, "s3_distance": "norm"},
         "w/o BMA, S3 as the norm of Eq. 8",
@@ -139,8 +143,9 @@ def run_variant(
     result = out / "result.json"
     if result.exists():
         return json.loads(result.read_text())
-    if out.exists():
-        shutil.rmtree(out)  # an unfinished run: start it again
+    resume = (out / "checkpoint.pt").exists()
+    if out.exists() and not resume:
+        shutil.rmtree(out)  # killed before its first checkpoint: start it again
     cmd = [sys.executable, "-m", "dreamgeo.cli", "train", "--model", "dream", *data_args]
     if config is not None:
         cmd += ["--config", config]
@@ -149,6 +154,8 @@ def run_variant(
     cmd += ["--seed", str(seed), "--out-dir", str(out), "--no-progress", "--no-diagnostics"]
     if epochs is not None:
         cmd += ["--epochs", str(epochs)]
+    if resume:  # a killed run continues from its last epoch (the trainer checks its settings)
+        cmd.append("--resume")
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     print(f"[dream_options] {variant} seed {seed}: {' '.join(cmd[3:])}", flush=True)
     start = time.perf_counter()

@@ -31,6 +31,7 @@ OPTION_VALUES = {
     "edge_dropout": [0.5],
     "rec_loss": ["softmax"],
     "train_features": [True],
+    "bma_decay": [0.5],
 }
 
 #: The defaults documented in benchmarks/results/dream-options-scientific.md: no option
@@ -52,6 +53,7 @@ DOCUMENTED_WINNER = {
     "edge_dropout": 0.0,
     "rec_loss": "bpr",
     "train_features": False,
+    "bma_decay": 1.0,
     "tau": 0.2,
     "intra_weight": 0.01,
     "inter_weight": 0.01,
@@ -238,6 +240,36 @@ def test_edge_dropout_prunes_the_training_graph_only(data):
     model.loss(users, pos, neg)  # an epoch's triples have passed: a new graph next step
     model.loss(users[:8], pos[:8], neg[:8])
     assert model.pruning.pruned_edge_index is not first
+
+
+def test_bma_decay_scales_only_the_alignment_per_epoch(data):
+    users, pos, neg = _batch(data)
+    base, model = _build(data), _build(data, bma_decay=0.5)
+    base.train()
+    model.train()
+    base_loss, parts = base.loss(users, pos, neg)
+    alignment = 0.01 * parts["intra"] + 0.01 * parts["inter"]  # alpha, beta at defaults
+    for epoch, factor in ((1, 1.0), (3, 0.25)):
+        model.start_epoch(epoch)
+        loss, changed = model.loss(users, pos, neg)
+        torch.testing.assert_close(loss, base_loss - (1.0 - factor) * alignment)
+        for name in ("bpr", "intra", "inter", "s3"):  # logged parts stay unweighted
+            torch.testing.assert_close(changed[name], parts[name])
+    base.start_epoch(7)  # the default (1) keeps Eq. 14's constant weights
+    torch.testing.assert_close(base.loss(users, pos, neg)[0], base_loss)
+    with pytest.raises(ValueError, match="bma_decay must be in"):
+        _build(data, bma_decay=0.0)
+
+
+def test_trainer_starts_each_epoch_of_the_model(data):
+    from dreamgeo.train import TrainConfig, Trainer
+
+    model = _build(data, bma_decay=0.5)
+    config = TrainConfig(
+        epochs=3, batch_size=16, lr=1e-2, ks=(5,), stopping_metric="recall@5", progress=False
+    )
+    Trainer(model, copy.copy(data), config).fit()
+    assert model.bma_scale == 0.25  # set for epoch 3: 0.5^2
 
 
 def test_rec_loss_softmax_replaces_only_the_ranking_term(data):

@@ -65,6 +65,11 @@ class Recommender(torch.nn.Module, ABC):
         r"""The representations used for ranking (no gradient)."""
         return self.forward()
 
+    def start_epoch(self, epoch: int) -> None:
+        r"""Called by :class:`~dreamgeo.train.Trainer` before training epoch
+        :obj:`epoch` (from 1; also after a resume), for objectives that change with the
+        epoch. Does nothing by default."""
+
 
 class BMAPlugin:
     r"""Mixin of the recommenders that take DREAM's Behaviour-Modal Alignment

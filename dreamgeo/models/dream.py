@@ -86,6 +86,7 @@ PAPER_OPTIONS: dict[str, Any] = {
     "edge_dropout": 0.0,
     "rec_loss": "bpr",
     "train_features": False,
+    "bma_decay": 1.0,
 }
 
 
@@ -258,6 +259,11 @@ class DREAM(Recommender):
             with the features); the relation graphs and S3's targets stay on the raw
             features. Needs :obj:`feature_dtype` ``"float32"`` (beyond the paper: Eq. 4
             projects fixed features). (default: :obj:`False`)
+        bma_decay (float, optional): :math:`\delta \in (0, 1]`: in training epoch
+            :math:`t` BMA's weights are :math:`\alpha\delta^{t-1}` and
+            :math:`\beta\delta^{t-1}` (set by :meth:`start_epoch`), so the alignment
+            steers the start and fades; :math:`1` keeps Eq. 14's constant weights
+            (beyond the paper). (default: :obj:`1.0`)
     """
 
     #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in
@@ -452,6 +458,16 @@ class DREAM(Recommender):
                 "fine-tune the features the encoder projections read, as MMRec's MGCN does "
                 "(relation graphs and S3 targets stay on the raw features; beyond the paper)",
             ),
+            HParam(
+                "bma_decay",
+                float,
+                1.0,
+                "per-epoch factor delta of BMA's weights (alpha delta^(t-1) in epoch t; "
+                "1 keeps them constant; beyond the paper)",
+                low=0.0,
+                low_open=True,
+                high=1.0,
+            ),
         ]
     )
 
@@ -499,6 +515,7 @@ class DREAM(Recommender):
         rec_loss: str = "bpr",
         rec_tau: float = 1.0,
         train_features: bool = False,
+        bma_decay: float = 1.0,
     ):
         for name, value, choices in (
             ("s3_distance", s3_distance, S3_DISTANCES),
@@ -521,6 +538,8 @@ class DREAM(Recommender):
             raise ValueError(f"DREAM: modality_dropout must be in [0, 1), got {modality_dropout}")
         if not 0.0 <= edge_dropout < 1.0:
             raise ValueError(f"DREAM: edge_dropout must be in [0, 1), got {edge_dropout}")
+        if not 0.0 < bma_decay <= 1.0:
+            raise ValueError(f"DREAM: bma_decay must be in (0, 1], got {bma_decay}")
         data = _as_hetero_data(data, num_users, num_items, edge_index, features, relation_graphs)
         super().__init__(data[USER].num_nodes, data[ITEM].num_nodes)
         modalities = modality_names(data)
@@ -611,6 +630,7 @@ class DREAM(Recommender):
             rec_loss=rec_loss,
             rec_tau=rec_tau,
             train_features=train_features,
+            bma_decay=bma_decay,
         )
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
@@ -699,6 +719,8 @@ class DREAM(Recommender):
                 direction=bma_direction,
                 normalize=bma_similarity == "cosine",
             )
+        self.bma_decay = bma_decay
+        self.bma_scale = 1.0  # delta^(t-1), set by start_epoch
         self.s3 = (
             S3Loss(include_constant=False, distance=s3_distance, reduction=s3_reduction)
             if use_s3 and s3_weight > 0
@@ -852,6 +874,11 @@ class DREAM(Recommender):
             return behavior + self.fusion_weight * modal
         return behavior + modal
 
+    def start_epoch(self, epoch: int) -> None:
+        r"""Sets BMA's weight factor :math:`\delta^{t-1}` of :obj:`bma_decay` for
+        training epoch :math:`t =` :obj:`epoch`."""
+        self.bma_scale = self.bma_decay ** (epoch - 1)
+
     def forward(self) -> tuple[Tensor, Tensor]:
         rep = self.representations()
         return (
@@ -886,7 +913,8 @@ class DREAM(Recommender):
         parts = {"bpr": ranking.detach(), "reg": reg.detach()}  # logged as bpr either way
 
         if self.bma is not None:
-            total = total + self.bma(user_behavior, pos_behavior, user_modal, pos_modal)
+            alignment = self.bma(user_behavior, pos_behavior, user_modal, pos_modal)
+            total = total + self.bma_scale * alignment
             bma_parts = self.bma.last_parts
             if self.bma.intra_weight > 0:
                 parts["intra"] = bma_parts.intra
