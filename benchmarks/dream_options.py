@@ -281,13 +281,22 @@ def main(argv: list[str] | None = None) -> int:
         "configs/scientific/dream.yaml); the variant's overrides go on top",
     )
     parser.add_argument("--runs-dir", default=None, help="(default: runs/dream-options/<data>)")
+    parser.add_argument("--data-root", default=None, help="dreamgeo train --data-root")
     parser.add_argument("--time-budget", type=float, default=math.inf, help="seconds")
     parser.add_argument("--scales", action="store_true", help="measure the loss scales")
     parser.add_argument("--out", default=None, help="write the markdown table here")
+    parser.add_argument(
+        "--no-train",
+        action="store_true",
+        help="only tabulate the finished runs; start or resume none (safe while other "
+        "processes are training runs under the same --runs-dir)",
+    )
     args = parser.parse_args(argv)
 
     data_name = args.preset or "scientific"
     data_args = ["--preset", args.preset] if args.preset else []
+    if args.data_root:
+        data_args += ["--data-root", args.data_root]
     root = Path(args.runs_dir or REPO / "runs" / "dream-options" / data_name)
     root.mkdir(parents=True, exist_ok=True)
     variants = [v for v in args.variants.split(",") if v]
@@ -304,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[int, dict]] = {}
     for variant, seed in plan:
         finished = (_run_dir(root, variant, seed) / "result.json").exists()
+        if not finished and args.no_train:
+            print(f"[dream_options] --no-train: {variant} seed {seed} is not finished; left out")
+            continue
         if not finished and time.perf_counter() - start > args.time_budget:
             print(f"[dream_options] time budget spent; skipping {variant} seed {seed}")
             continue

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -194,3 +195,23 @@ def test_collect_structure_reads_the_committed_stage_two_studies(capsys):
         # the retrained best is the grid's best point
         assert cells[6] == max(cells[2:6])
     assert "DREAM / best baseline after stage 2" in printed
+
+
+def test_dream_options_resumes_a_killed_run_and_no_train_starts_none(tmp_path, capsys):
+    import dream_options
+
+    root = tmp_path / "runs"
+    args = ["--preset", "tiny", "--epochs", "2", "--variants", "default", "--runs-dir", str(root)]
+    args += ["--data-root", str(tmp_path / "data")]
+    assert dream_options.main([*args, "--no-train"]) == 0
+    assert "default seed 0 is not finished; left out" in capsys.readouterr().out
+    assert not (root / "default-s0").exists()
+    assert dream_options.main(args) == 0
+    result = root / "default-s0" / "result.json"
+    first = json.loads(result.read_text())
+    result.unlink()  # killed after its last checkpoint, before the result was written
+    assert dream_options.main(args) == 0
+    out = capsys.readouterr().out
+    assert "--resume" in out.split("default seed 0:")[-1]
+    again = json.loads(result.read_text())
+    assert again["valid"] == first["valid"] and again["best_epoch"] == first["best_epoch"]
