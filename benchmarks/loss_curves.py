@@ -40,9 +40,15 @@ def weighted_terms(run: Path) -> dict[str, list[float]]:
         "β·inter": float(hparams.get("inter_weight", 0.0)) if hparams.get("use_inter", True) else 0,
     }
     columns = {"BPR": "bpr", "λ·reg": "reg", "α·intra": "intra", "β·inter": "inter"}
+    decay = float(hparams.get("bma_decay", 1.0))  # BMA's weights are x decay^(t-1)
     rows = _rows(run)
     return {
-        name: [weights[name] * row[columns[name]] for row in rows]
+        name: [
+            weights[name]
+            * row[columns[name]]
+            * (decay ** (row["epoch"] - 1) if name in ("α·intra", "β·inter") else 1.0)
+            for row in rows
+        ]
         for name in weights
         if weights[name] > 0 and all(columns[name] in row for row in rows)
     }

@@ -142,6 +142,11 @@ def test_loss_curves_weights_each_logged_term(tmp_path):
     assert terms["BPR"] == [0.7, 0.5]
     assert terms["λ·reg"] == pytest.approx([0.1, 0.2])
     assert terms["α·intra"] == pytest.approx([0.3, 0.2])
+    hparams = {"reg_weight": 0.5, "intra_weight": 0.1, "inter_weight": 0.0, "bma_decay": 0.5}
+    (run / "run.json").write_text(json.dumps({"hparams": hparams}))
+    terms = loss_curves.weighted_terms(run)  # BMA's weight in epoch t: 0.1 x 0.5^(t-1)
+    assert terms["α·intra"] == pytest.approx([0.3, 0.1])
+    assert terms["λ·reg"] == pytest.approx([0.1, 0.2])
     out = tmp_path / "curves.png"
     assert loss_curves.main([str(run), "--out", str(out)]) == 0
     assert out.stat().st_size > 0
