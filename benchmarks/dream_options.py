@@ -68,6 +68,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "feat_standardize": ({"feature_norm": "standardize"}, "standardized feature columns"),
     "feat_whiten": ({"feature_norm": "whiten"}, "shrunk PCA whitening (beyond the paper)"),
     "no_text_encoder": ({"ablation": "no_text_encoder"}, "w/o text encoder (gate+graphs)"),
+    "no_image_encoder": ({"ablation": "no_image_encoder"}, "w/o image encoder (gate+graphs)"),
     "no_text_modality": (
         {"ablation": "no_text_encoder", "ablation_scope": "modality"},
         "w/o text: the whole modality",
