@@ -117,10 +117,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"use_intra": False, "use_inter": False, "s3_distance": "norm"},
         "w/o BMA, S3 as the norm of Eq. 8",
     ),
-    "noalign_s3norm_img0.5": (
-        {"use_intra": False, "use_inter": False, "s3_distance": "norm", "image_weight": 0.5},
-        "noalign_s3norm with alpha_V 0.5",
-    ),
     "noalign_s3norm_img0.1": (
         {"use_intra": False, "use_inter": False, "s3_distance": "norm", "image_weight": 0.1},
         "noalign_s3norm with alpha_V 0.1",
