@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dreamgeo.models.dream import PAPER_OPTIONS  # noqa: E402
+from dreamgeo.train.trainer import CHECKPOINT_NAME  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from common import mean_std  # noqa: E402
@@ -148,7 +149,7 @@ def run_variant(
     result = out / "result.json"
     if result.exists():
         return json.loads(result.read_text())
-    resume = (out / "checkpoint.pt").exists()
+    resume = (out / CHECKPOINT_NAME).exists()
     if out.exists() and not resume:
         shutil.rmtree(out)  # killed before its first checkpoint: start it again
     cmd = [sys.executable, "-m", "dreamgeo.cli", "train", "--model", "dream", *data_args]
@@ -214,7 +215,7 @@ def loss_scales(variant: str, root: Path, data_args: list[str], seed: int) -> li
     from dreamgeo.train_command import load_data
 
     out = _run_dir(root, variant, seed)
-    if not (out / "checkpoint.pt").exists():
+    if not (out / CHECKPOINT_NAME).exists():
         return []
     preset = data_args[data_args.index("--preset") + 1] if "--preset" in data_args else None
     data, _ = load_data(None, "data", preset)
@@ -235,7 +236,7 @@ def loss_scales(variant: str, root: Path, data_args: list[str], seed: int) -> li
     lines = []
     for stage in ("init", "best"):
         if stage == "best":
-            state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+            state = torch.load(out / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
             model.load_state_dict(state["model"], strict=False)
         model.train()
         rep = model.representations()

@@ -19,6 +19,10 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dreamgeo.models.dream import bma_decay_factor  # noqa: E402
+
 __all__ = ["main", "weighted_terms"]
 
 
@@ -40,13 +44,13 @@ def weighted_terms(run: Path) -> dict[str, list[float]]:
         "β·inter": float(hparams.get("inter_weight", 0.0)) if hparams.get("use_inter", True) else 0,
     }
     columns = {"BPR": "bpr", "λ·reg": "reg", "α·intra": "intra", "β·inter": "inter"}
-    decay = float(hparams.get("bma_decay", 1.0))  # BMA's weights are x decay^(t-1)
+    decay = float(hparams.get("bma_decay", 1.0))
     rows = _rows(run)
     return {
         name: [
             weights[name]
             * row[columns[name]]
-            * (decay ** (row["epoch"] - 1) if name in ("α·intra", "β·inter") else 1.0)
+            * (bma_decay_factor(decay, int(row["epoch"])) if name in ("α·intra", "β·inter") else 1)
             for row in rows
         ]
         for name in weights
@@ -64,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     if len(labels) != len(args.runs):
         parser.error(f"{len(labels)} labels for {len(args.runs)} runs")
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from dreamgeo.diagnostics.pyplot import import_pyplot
 
     plt = import_pyplot()

@@ -36,6 +36,7 @@ __all__ = [
     "DREAM",
     "ABLATIONS",
     "PAPER_OPTIONS",
+    "bma_decay_factor",
     "default_modal_weights",
     "normalize_features",
 ]
@@ -88,6 +89,13 @@ PAPER_OPTIONS: dict[str, Any] = {
     "train_features": False,
     "bma_decay": 1.0,
 }
+
+
+def bma_decay_factor(decay: float, epoch: int) -> float:
+    r"""The factor :math:`\delta^{t-1}` of BMA's weights in training epoch
+    :math:`t =` :obj:`epoch` (from 1) under :obj:`bma_decay` :math:`\delta` of
+    :class:`DREAM`."""
+    return decay ** (epoch - 1)
 
 
 def default_modal_weights(modalities: Sequence[str]) -> dict[str, float]:
@@ -877,7 +885,7 @@ class DREAM(Recommender):
     def start_epoch(self, epoch: int) -> None:
         r"""Sets BMA's weight factor :math:`\delta^{t-1}` of :obj:`bma_decay` for
         training epoch :math:`t =` :obj:`epoch`."""
-        self.bma_scale = self.bma_decay ** (epoch - 1)
+        self.bma_scale = bma_decay_factor(self.bma_decay, epoch)
 
     def forward(self) -> tuple[Tensor, Tensor]:
         rep = self.representations()

@@ -379,9 +379,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         r"""One pass over the training interactions; the mean of each loss part."""
         self.model.train()
-        start_epoch = getattr(self.model, "start_epoch", None)  # Recommender's hook
-        if start_epoch is not None:
-            start_epoch(epoch)
+        self.model.start_epoch(epoch)
         sums: dict[str, float] = {}
         steps = 0
         batches = tqdm(
