@@ -17,15 +17,14 @@ models=("$@")
 if [ ${#models[@]} -eq 0 ]; then
   models=(mgcn dream freedom lgmrec)
 fi
-if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+. benchmarks/tune_env.sh "$dataset"
 for model in "${models[@]}"; do
   echo "== $(date -u +%H:%M:%S) structure stage of $model on $dataset"
   search=(--search num_layers=2,3)
   if grep -q '^knn_k:' "configs/$dataset/$model.yaml"; then
     search+=(--search knn_k=5,10)
   fi
-  python -m dreamgeo.cli tune --model "$model" --dataset "$dataset" \
+  python -m dreamgeo.cli tune --model "$model" "${data[@]}" \
     --config "configs/$dataset/$model.yaml" "${search[@]}" --sampler grid --trials 4 \
     --no-prune ${TUNE_ARGS:-} --out-dir "runs/tune/$dataset-$model-structure" \
     --study-name "$dataset-$model-structure" \

@@ -23,12 +23,7 @@ models=("$@")
 if [ ${#models[@]} -eq 0 ]; then
   models=(bpr lightgcn vbpr mgcn freedom lgmrec bm3 slmrec dualgnn lattice dream)
 fi
-data=(--dataset "$dataset")
-if [[ "$dataset" == planted_* ]]; then
-  data=(--preset "${dataset#planted_}")
-fi
-if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+. benchmarks/tune_env.sh "$dataset"
 for model in "${models[@]}"; do
   echo "== $(date -u +%H:%M:%S) tuning $model on $dataset ($trials trials)"
   python -m dreamgeo.cli tune --model "$model" "${data[@]}" --trials "$trials" \

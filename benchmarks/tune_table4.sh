@@ -20,12 +20,7 @@ models=("$@")
 if [ ${#models[@]} -eq 0 ]; then
   models=(vbpr bm3 freedom mgcn)
 fi
-data=(--dataset "$dataset")
-if [[ "$dataset" == planted_* ]]; then
-  data=(--preset "${dataset#planted_}")
-fi
-if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+. benchmarks/tune_env.sh "$dataset"
 for model in "${models[@]}"; do
   echo "== $(date -u +%H:%M:%S) tuning BMA in $model on $dataset"
   # the tuned configuration without its (inactive) BMA keys, which would pin them
