@@ -36,6 +36,8 @@ from common import copy_study, mean_std  # noqa: E402
 TUNING = ROOT / "benchmarks" / "results" / "tuning"
 #: BMA's weights as the paper fixes them (α = β = 0.01), one point of the searched grid.
 PAPER_WEIGHTS = (0.01, 0.01)
+#: Points of the searched grid {0, 0.01, 0.03}²: a study with fewer ended trials is unfinished.
+GRID_SIZE = 9
 
 
 def _json(path: Path) -> dict | None:
@@ -174,11 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         paper = _point(rows, *PAPER_WEIGHTS)
         complete = [row for row in rows if row["state"] == "COMPLETE"]
         best = max(complete, key=lambda row: float(row["valid_recall@20"]), default=None)
+        ended = [row for row in rows if row["state"] in ("COMPLETE", "PRUNED")]
         weights = (
             f"({float(best['bma_intra_weight']):g}, {float(best['bma_inter_weight']):g})"
             if best
             else "pending"
         )
+        if best and len(ended) < GRID_SIZE:
+            weights = f"unfinished (best of {len(complete)}: {weights})"
         cells = [
             label,
             _fmt(_recall(plain, "valid")),
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             _fmt(_recall(tuned, "test")),
             _change(_recall(tuned, "valid"), _recall(plain, "valid")),
             _change(_recall(tuned, "test"), _recall(plain, "test")),
-            f"{len(complete)} full of {len(rows)}" if rows else "pending",
+            f"{len(complete)} full of {max(len(ended), GRID_SIZE)}" if rows else "pending",
         ]
         print("| " + " | ".join(cells) + " |")
         if any(row["state"] == "PRUNED" for row in rows):
