@@ -121,6 +121,35 @@ def test_collect_table4_reads_the_committed_bma_studies(capsys):
             assert cells[6] == "pending"
 
 
+def test_collect_table4_marks_an_unfinished_study(tmp_path, monkeypatch, capsys):
+    import collect_table4
+
+    header = "number,state,bma_intra_weight,bma_inter_weight,valid_recall@20,epochs\n"
+    (tmp_path / "toy-mgcn-bma-trials.csv").write_text(
+        header + "0,COMPLETE,0.01,0.03,0.19,30\n1,COMPLETE,0.03,0.0,0.20,21\n2,RUNNING,0.0,0.0,,\n"
+    )
+    grid = [(a, b) for a in (0, 0.01, 0.03) for b in (0, 0.01, 0.03)]
+    vbpr = [f"{n},COMPLETE,{a},{b},{0.1 + n / 100},30\n" for n, (a, b) in enumerate(grid)]
+    vbpr[0] = "0,PRUNED,0,0,0.1,10\n"
+    (tmp_path / "toy-vbpr-bma-trials.csv").write_text(header + "".join(vbpr))
+    monkeypatch.setattr(collect_table4, "TUNING", tmp_path)
+    assert collect_table4.main(["toy"]) == 0
+    rows = {
+        cells[0]: cells
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("| ") and not line.startswith("| model")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    # 2 of 9 grid points ended: the best so far is not called the tuned weights
+    assert rows["MGCN"][5] == "unfinished (best of 2: (0.03, 0))"
+    assert rows["MGCN"][10] == "2 full of 9"
+    assert rows["MGCN"][3] == "pending"  # (0, 0) is still running
+    # every point ended (one pruned): the best complete point is the tuned one
+    assert rows["VBPR"][5] == "(0.03, 0.03)"
+    assert rows["VBPR"][10] == "8 full of 9"
+    assert rows["VBPR"][3] == "pruned at epoch 10 (0.1000)"
+
+
 def test_loss_curves_weights_each_logged_term(tmp_path):
     import json
 
