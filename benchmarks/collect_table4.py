@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dreamgeo.models import get_model, models_in_table  # noqa: E402
+from dreamgeo.models.registry import BMA_HPARAMS  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import copy_study, mean_std  # noqa: E402
@@ -36,8 +37,10 @@ from common import copy_study, mean_std  # noqa: E402
 TUNING = ROOT / "benchmarks" / "results" / "tuning"
 #: BMA's weights as the paper fixes them (α = β = 0.01), one point of the searched grid.
 PAPER_WEIGHTS = (0.01, 0.01)
-#: Points of the searched grid {0, 0.01, 0.03}²: a study with fewer ended trials is unfinished.
-GRID_SIZE = 9
+#: Points of BMA's declared weight grid: a study with fewer ended trials is unfinished.
+GRID_SIZE = BMA_HPARAMS.grid_size({"bma": True})
+#: Trial states that give a grid point its result (a pruned trial ends early).
+ENDED = ("COMPLETE", "PRUNED")
 
 
 def _json(path: Path) -> dict | None:
@@ -52,7 +55,7 @@ def _point(rows: list[dict[str, str]], intra: float, inter: float) -> str:
     r"""The valid R@20 of one grid point of the study, or how it ended."""
     for row in rows:
         if (
-            row["state"] in ("COMPLETE", "PRUNED")
+            row["state"] in ENDED
             and float(row["bma_intra_weight"]) == intra
             and float(row["bma_inter_weight"]) == inter
         ):
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         paper = _point(rows, *PAPER_WEIGHTS)
         complete = [row for row in rows if row["state"] == "COMPLETE"]
         best = max(complete, key=lambda row: float(row["valid_recall@20"]), default=None)
-        ended = [row for row in rows if row["state"] in ("COMPLETE", "PRUNED")]
+        ended = [row for row in rows if row["state"] in ENDED]
         weights = (
             f"({float(best['bma_intra_weight']):g}, {float(best['bma_inter_weight']):g})"
             if best
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             _fmt(_recall(tuned, "test")),
             _change(_recall(tuned, "valid"), _recall(plain, "valid")),
             _change(_recall(tuned, "test"), _recall(plain, "test")),
-            f"{len(complete)} full of {max(len(ended), GRID_SIZE)}" if rows else "pending",
+            f"{len(complete)} full of {GRID_SIZE}" if rows else "pending",
         ]
         print("| " + " | ".join(cells) + " |")
         if any(row["state"] == "PRUNED" for row in rows):

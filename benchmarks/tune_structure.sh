@@ -8,7 +8,7 @@
 # pruning (4 full trials at most). The best is retrained (valid and test, seed 0) and
 # exported to configs/<dataset>/structure/<model>.yaml.
 #
-#   benchmarks/tune_structure.sh [DATASET] [MODELS...]
+#   benchmarks/tune_structure.sh [DATASET] [MODELS...]   # DATASET may be planted_<preset>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=${1:-scientific}
