@@ -104,7 +104,11 @@ class S3Loss(torch.nn.Module):
     ``norm``      ``sum``      :math:`\|\mathbf{D}\|_F` (Eq. 8 as printed)
     ============  ===========  ================================================
 
-    The ``norm`` readings need the constant term, so they always include it.
+    The ``norm`` readings need the constant term, so they always include it, and
+    pay for its :math:`O(B^2 \sum_m d_m)` product at every step: for :math:`B = 2048`
+    and 4096 + 384 feature dimensions one call (forward and backward, one CPU thread)
+    takes 0.33 s against 0.025 s for ``squared``, which roughly doubles DREAM's epoch
+    time on the planted ``baby`` preset.
 
     Args:
         include_constant (bool, optional): Add the constant term so that the value equals
