@@ -65,6 +65,10 @@ def _point(rows: list[dict[str, str]], intra: float, inter: float) -> str:
     return "pending"
 
 
+def _weights(row: dict[str, str]) -> tuple[float, float]:
+    return float(row["bma_intra_weight"]), float(row["bma_inter_weight"])
+
+
 def _recall(result: dict | None, split: str) -> float | None:
     return None if result is None else result[split]["recall@20"]
 
@@ -86,8 +90,11 @@ def sync(dataset: str, runs: Path) -> None:
 
 def collect_seeds(dataset: str, runs: Path) -> None:
     r"""Valid/test R@20 of both tuned rows per seed: seed 0 from the committed retrained
-    best, other seeds from ``runs/experiments/<dataset>-t4-tuned``."""
-    record: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    best, other seeds from ``runs/experiments/<dataset>-t4-tuned``. Seeds already in the
+    committed file are kept unless a run folder gives them anew (run folders are not
+    committed, and a later session may hold only some of them)."""
+    seeds_file = TUNING / f"{dataset}-table4-seeds.json"
+    record: dict[str, dict[str, dict[str, dict[str, float]]]] = _json(seeds_file) or {}
     root = runs / "experiments" / f"{dataset}-t4-tuned"
     for name in models_in_table("table4"):
         for row, plain_file, pattern in (
@@ -103,7 +110,7 @@ def collect_seeds(dataset: str, runs: Path) -> None:
                 if result is not None:
                     seed = folder.name.rsplit("seed", 1)[1]
                     per_seed[seed] = {s: result[s]["recall@20"] for s in ("valid", "test")}
-    (TUNING / f"{dataset}-table4-seeds.json").write_text(json.dumps(record, indent=1) + "\n")
+    seeds_file.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def seeds_table(dataset: str) -> list[str]:
@@ -179,14 +186,16 @@ def main(argv: list[str] | None = None) -> int:
         paper = _point(rows, *PAPER_WEIGHTS)
         complete = [row for row in rows if row["state"] == "COMPLETE"]
         best = max(complete, key=lambda row: float(row["valid_recall@20"]), default=None)
-        ended = [row for row in rows if row["state"] in ENDED]
+        # two workers on one study can both run a point; it counts once
+        ended = {_weights(row) for row in rows if row["state"] in ENDED}
+        full = {_weights(row) for row in complete}
         weights = (
             f"({float(best['bma_intra_weight']):g}, {float(best['bma_inter_weight']):g})"
             if best
             else "pending"
         )
         if best and len(ended) < GRID_SIZE:
-            weights = f"unfinished (best of {len(complete)}: {weights})"
+            weights = f"unfinished (best of {len(full)}: {weights})"
         cells = [
             label,
             _fmt(_recall(plain, "valid")),
@@ -198,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             _fmt(_recall(tuned, "test")),
             _change(_recall(tuned, "valid"), _recall(plain, "valid")),
             _change(_recall(tuned, "test"), _recall(plain, "test")),
-            f"{len(complete)} full of {GRID_SIZE}" if rows else "pending",
+            f"{len(full)} full of {GRID_SIZE}" if rows else "pending",
         ]
         print("| " + " | ".join(cells) + " |")
         if any(row["state"] == "PRUNED" for row in rows):

@@ -126,7 +126,10 @@ def test_collect_table4_marks_an_unfinished_study(tmp_path, monkeypatch, capsys)
 
     header = "number,state,bma_intra_weight,bma_inter_weight,valid_recall@20,epochs\n"
     (tmp_path / "toy-mgcn-bma-trials.csv").write_text(
-        header + "0,COMPLETE,0.01,0.03,0.19,30\n1,COMPLETE,0.03,0.0,0.20,21\n2,RUNNING,0.0,0.0,,\n"
+        header
+        + "0,COMPLETE,0.01,0.03,0.19,30\n1,COMPLETE,0.03,0.0,0.20,21\n2,RUNNING,0.0,0.0,,\n"
+        # a second worker on the same storage ran point 0 again: still 2 points
+        + "3,COMPLETE,0.01,0.03,0.19,30\n"
     )
     grid = [(a, b) for a in (0, 0.01, 0.03) for b in (0, 0.01, 0.03)]
     vbpr = [f"{n},COMPLETE,{a},{b},{0.1 + n / 100},30\n" for n, (a, b) in enumerate(grid)]
