@@ -51,22 +51,22 @@ def _trials(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open())) if path.is_file() else []
 
 
+def _weights(row: dict[str, str]) -> tuple[float, float]:
+    return float(row["bma_intra_weight"]), float(row["bma_inter_weight"])
+
+
+def _seeds_file(dataset: str) -> Path:
+    return TUNING / f"{dataset}-table4-seeds.json"
+
+
 def _point(rows: list[dict[str, str]], intra: float, inter: float) -> str:
     r"""The valid R@20 of one grid point of the study, or how it ended."""
     for row in rows:
-        if (
-            row["state"] in ENDED
-            and float(row["bma_intra_weight"]) == intra
-            and float(row["bma_inter_weight"]) == inter
-        ):
+        if row["state"] in ENDED and _weights(row) == (intra, inter):
             if row["state"] == "PRUNED":
                 return f"pruned at epoch {row['epochs']} ({float(row['valid_recall@20']):.4f})"
             return f"{float(row['valid_recall@20']):.4f}"
     return "pending"
-
-
-def _weights(row: dict[str, str]) -> tuple[float, float]:
-    return float(row["bma_intra_weight"]), float(row["bma_inter_weight"])
 
 
 def _recall(result: dict | None, split: str) -> float | None:
@@ -93,7 +93,7 @@ def collect_seeds(dataset: str, runs: Path) -> None:
     best, other seeds from ``runs/experiments/<dataset>-t4-tuned``. Seeds already in the
     committed file are kept unless a run folder gives them anew (run folders are not
     committed, and a later session may hold only some of them)."""
-    seeds_file = TUNING / f"{dataset}-table4-seeds.json"
+    seeds_file = _seeds_file(dataset)
     record: dict[str, dict[str, dict[str, dict[str, float]]]] = _json(seeds_file) or {}
     root = runs / "experiments" / f"{dataset}-t4-tuned"
     for name in models_in_table("table4"):
@@ -115,7 +115,7 @@ def collect_seeds(dataset: str, runs: Path) -> None:
 
 def seeds_table(dataset: str) -> list[str]:
     r"""The tuned rows over seeds as markdown lines (empty without the seeds file)."""
-    record = _json(TUNING / f"{dataset}-table4-seeds.json")
+    record = _json(_seeds_file(dataset))
     if not record:
         return []
     lines = [
@@ -189,11 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         # two workers on one study can both run a point; it counts once
         ended = {_weights(row) for row in rows if row["state"] in ENDED}
         full = {_weights(row) for row in complete}
-        weights = (
-            f"({float(best['bma_intra_weight']):g}, {float(best['bma_inter_weight']):g})"
-            if best
-            else "pending"
-        )
+        weights = "({:g}, {:g})".format(*_weights(best)) if best else "pending"
         if best and len(ended) < GRID_SIZE:
             weights = f"unfinished (best of {len(full)}: {weights})"
         cells = [
