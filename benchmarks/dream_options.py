@@ -118,6 +118,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"use_intra": False, "use_inter": False, "s3_distance": "norm"},
         "w/o BMA, S3 as the norm of Eq. 8",
     ),
+    "dns_2": ({"negative_candidates": 2}, "dynamic negative sampling, hardest of 2"),
+    "dns_4": ({"negative_candidates": 4}, "dynamic negative sampling, hardest of 4"),
+    "dns_8": ({"negative_candidates": 8}, "dynamic negative sampling, hardest of 8"),
+    "dns_16": ({"negative_candidates": 16}, "dynamic negative sampling, hardest of 16"),
+    "noalign_s3norm_dns4": (
+        {"use_intra": False, "use_inter": False, "s3_distance": "norm", "negative_candidates": 4},
+        "noalign_s3norm with DNS, hardest of 4",
+    ),
     "noalign_s3norm_img0.1": (
         {"use_intra": False, "use_inter": False, "s3_distance": "norm", "image_weight": 0.1},
         "noalign_s3norm with alpha_V 0.1",

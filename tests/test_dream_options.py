@@ -32,6 +32,7 @@ OPTION_VALUES = {
     "rec_loss": ["softmax"],
     "train_features": [True],
     "bma_decay": [0.5],
+    "negative_candidates": [4],
 }
 
 #: The defaults documented in benchmarks/results/dream-options-scientific.md: no option
@@ -54,6 +55,7 @@ DOCUMENTED_WINNER = {
     "rec_loss": "bpr",
     "train_features": False,
     "bma_decay": 1.0,
+    "negative_candidates": 1,
     "tau": 0.2,
     "intra_weight": 0.01,
     "inter_weight": 0.01,
@@ -284,6 +286,29 @@ def test_rec_loss_softmax_replaces_only_the_ranking_term(data):
     user, item = model()
     expected = SampledSoftmaxLoss(0.5)(user[users], item[pos], item[neg], pos, neg)
     assert torch.allclose(changed["bpr"], expected)
+
+
+def test_negative_candidates_train_on_the_hardest_non_interacted_item(data):
+    users, pos, neg = _batch(data)
+    model = _build(data, negative_candidates=8)
+    torch.manual_seed(5)
+    changed = _loss_parts(model, data)
+    base = _loss_parts(_build(data), data)
+    # only BPR and its L2 term see the negative; the hardest of 8 raises BPR's loss
+    assert changed["bpr"] > base["bpr"]
+    assert not torch.allclose(base["reg"], changed["reg"])
+    for part in ("s3", "intra", "inter"):
+        assert torch.allclose(base[part], changed[part]), part
+    # the chosen negative, redrawn from the same seed, scores at least as high as the
+    # sampler's and is never a training item of its user
+    torch.manual_seed(5)
+    user, item = model()
+    chosen = model.negatives(users, neg, lambda u, i: (user[u].unsqueeze(1) * item[i]).sum(-1))
+    train = set(zip(*(t.tolist() for t in data["user", "interacts", "item"].edge_index)))
+    moved = chosen != neg
+    assert moved.any()
+    assert all((u, i) not in train for u, i in zip(users[moved].tolist(), chosen[moved].tolist()))
+    assert ((user[users] * item[chosen]).sum(-1) >= (user[users] * item[neg]).sum(-1)).all()
 
 
 def test_feature_norm_is_the_encoder_input_only(data):

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from dreamgeo import BMALoss, BPRLoss, S3Loss
+from dreamgeo.nn import DynamicNegativeSampling, info_nce
 from dreamgeo.nn import bma_loss as bma_module
-from dreamgeo.nn import info_nce
 
 
 def _np_info_nce(a, p, tau):
@@ -289,3 +289,32 @@ def test_sampled_softmax_against_hand_computation():
     assert torch.isfinite(user.grad).all() and user.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="tau"):
         SampledSoftmaxLoss(tau=0.0)
+
+
+def test_dynamic_negatives_pick_the_hardest_non_interacted_candidate():
+    # 2 users, 4 items; user 0 has items 0 and 1, user 1 has item 3
+    edges = torch.tensor([[0, 0, 1], [0, 1, 3]])
+    dns = DynamicNegativeSampling(edges, num_users=2, num_items=4, num_candidates=64)
+    assert dns.is_positive(
+        torch.tensor([0, 0, 0, 1, 1]), torch.tensor([0, 1, 2, 3, 0])
+    ).tolist() == [
+        True,
+        True,
+        False,
+        True,
+        False,
+    ]
+    # score = item id: user 0's hardest allowed item is 3, user 1's is 2 (3 is its own)
+    score = lambda users, items: items.float()  # noqa: E731
+    torch.manual_seed(0)  # 63 draws per row reach every item with near certainty
+    chosen = dns(torch.tensor([0, 1]), torch.tensor([2, 0]), score)
+    assert chosen.tolist() == [3, 2]
+    # K = 1 keeps the sampler's negative and draws nothing
+    one = DynamicNegativeSampling(edges, 2, 4, num_candidates=1)
+    state = torch.get_rng_state()
+    assert one(torch.tensor([0]), torch.tensor([2]), score).tolist() == [2]
+    assert torch.equal(state, torch.get_rng_state())
+    with pytest.raises(ValueError, match="num_candidates must be >= 1"):
+        DynamicNegativeSampling(edges, 2, 4, num_candidates=0)
+    with pytest.raises(ValueError, match=r"edge_index must have shape \[2, E\]"):
+        DynamicNegativeSampling(edges[0], 2, 4)

@@ -26,6 +26,7 @@ from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
+from dreamgeo.nn.dynamic_negatives import DynamicNegativeSampling
 from dreamgeo.nn.edge_pruning import EpochEdgePruning
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
@@ -88,6 +89,7 @@ PAPER_OPTIONS: dict[str, Any] = {
     "rec_loss": "bpr",
     "train_features": False,
     "bma_decay": 1.0,
+    "negative_candidates": 1,
 }
 
 
@@ -272,6 +274,11 @@ class DREAM(Recommender):
             :math:`\beta\delta^{t-1}` (set by :meth:`start_epoch`), so the alignment
             steers the start and fades; :math:`1` keeps Eq. 14's constant weights
             (beyond the paper). (default: :obj:`1.0`)
+        negative_candidates (int, optional): :math:`K`: each triple's negative is the
+            highest-scored of the sampler's uniform negative and :math:`K - 1` further
+            uniform items that are not the user's training items
+            (:class:`~dreamgeo.nn.DynamicNegativeSampling`); :math:`1` keeps Eq. 13's
+            uniform negative (beyond the paper). (default: :obj:`1`)
     """
 
     #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in
@@ -476,6 +483,15 @@ class DREAM(Recommender):
                 low_open=True,
                 high=1.0,
             ),
+            HParam(
+                "negative_candidates",
+                int,
+                1,
+                "K: the BPR negative is the highest-scored of K uniform non-interacted "
+                "items (dynamic negative sampling; 1 = Eq. 13's uniform negative; beyond "
+                "the paper)",
+                low=1,
+            ),
         ]
     )
 
@@ -524,6 +540,7 @@ class DREAM(Recommender):
         rec_tau: float = 1.0,
         train_features: bool = False,
         bma_decay: float = 1.0,
+        negative_candidates: int = 1,
     ):
         for name, value, choices in (
             ("s3_distance", s3_distance, S3_DISTANCES),
@@ -639,6 +656,7 @@ class DREAM(Recommender):
             rec_tau=rec_tau,
             train_features=train_features,
             bma_decay=bma_decay,
+            negative_candidates=negative_candidates,
         )
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
@@ -716,6 +734,13 @@ class DREAM(Recommender):
             if use_graph and use_user_graph:
                 self.user_graphs[m] = _graph_operator(data, USER, m)
 
+        self.negatives = (
+            DynamicNegativeSampling(
+                train_edges, self.num_users, self.num_items, negative_candidates
+            )
+            if negative_candidates > 1
+            else None
+        )
         self.bpr = BPRLoss(reg_weight)
         self.softmax = SampledSoftmaxLoss(rec_tau) if rec_loss == "softmax" else None
         self.bma = None
@@ -902,6 +927,16 @@ class DREAM(Recommender):
         # each row is gathered once: every gather's backward scatters into a full
         # [M, d] or [N, d] zero tensor
         user_behavior, user_modal = rep.user_behavior[users], rep.user_modal[users]
+        if self.negatives is not None:
+            user_fused = self.fuse(user_behavior, user_modal).detach()
+            neg_items = self.negatives(
+                users,
+                neg_items,
+                lambda _, items: (
+                    self.fuse(rep.item_behavior[items], rep.item_modal[items]).detach()
+                    * user_fused.unsqueeze(1)
+                ).sum(-1),
+            )
         pos_behavior, pos_modal = rep.item_behavior[pos_items], rep.item_modal[pos_items]
         neg_final = self.fuse(rep.item_behavior[neg_items], rep.item_modal[neg_items])
         user_final = self.fuse(user_behavior, user_modal)

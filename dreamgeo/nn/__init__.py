@@ -3,6 +3,7 @@ r"""Layers and losses of dreamgeo."""
 from dreamgeo.nn.bma_loss import BMALoss, BMAParts, info_nce
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv, bipartite_normalized_weight
+from dreamgeo.nn.dynamic_negatives import DynamicNegativeSampling
 from dreamgeo.nn.edge_pruning import EpochEdgePruning, degree_sensitive_pruning
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
@@ -16,6 +17,7 @@ __all__ = [
     "bipartite_normalized_weight",
     "EpochEdgePruning",
     "degree_sensitive_pruning",
+    "DynamicNegativeSampling",
     "BPRLoss",
     "BMALoss",
     "BMAParts",
