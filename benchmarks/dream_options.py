@@ -126,6 +126,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"use_intra": False, "use_inter": False, "s3_distance": "norm", "negative_candidates": 4},
         "noalign_s3norm with DNS, hardest of 4",
     ),
+    "noalign_s3norm_gatebeh": (
+        {"use_intra": False, "use_inter": False, "s3_distance": "norm", "gate_input": "behavior"},
+        "noalign_s3norm with the gate on the propagated behaviour line",
+    ),
     "noalign_s3norm_img0.1": (
         {"use_intra": False, "use_inter": False, "s3_distance": "norm", "image_weight": 0.1},
         "noalign_s3norm with alpha_V 0.1",
