@@ -349,6 +349,36 @@ def test_mgcn_matches_dense_reference(data):
     torch.testing.assert_close(parts["cl"], cl.detach(), rtol=1e-4, atol=1e-5)
 
 
+def test_mgcn_negative_candidates_train_on_its_hardest_non_interacted_item(data):
+    users, pos, neg = _batch(data)
+    torch.manual_seed(0)
+    plain = MGCN.from_data(data, knn_k=K, embedding_dim=8)
+    torch.manual_seed(0)
+    hard = MGCN.from_data(data, knn_k=K, embedding_dim=8, negative_candidates=8)
+    assert plain.negatives is None
+    torch.manual_seed(3)
+    _, base = plain.loss(users, pos, neg)
+    torch.manual_seed(3)
+    _, changed = hard.loss(users, pos, neg)
+    # only BPR and its L2 term see the negative: the contrastive term is unchanged and
+    # the hardest of 8 candidates raises BPR's loss
+    torch.testing.assert_close(changed["cl"], base["cl"])
+    assert changed["bpr"] > base["bpr"]
+    # the same draw by hand: argmax of the final scores over the non-interacted candidates
+    user, item = hard()
+    torch.manual_seed(3)
+    extra = torch.randint(data["item"].num_nodes, (len(users), 7))
+    candidates = torch.cat([neg.view(-1, 1), extra], dim=1)
+    train = set(zip(*(t.tolist() for t in data["user", "interacts", "item"].edge_index)))
+    expected = []
+    for b, u in enumerate(users.tolist()):
+        allowed = [j for c, j in enumerate(candidates[b].tolist()) if c == 0 or (u, j) not in train]
+        expected.append(max(allowed, key=lambda j: float(user[u] @ item[j])))
+    torch.manual_seed(3)
+    chosen = hard.negatives.hardest(users, neg, user[users], item)
+    assert chosen.tolist() == expected
+
+
 def test_lgmrec_matches_dense_reference_in_eval_mode(data):
     torch.manual_seed(0)
     model = LGMRec.from_data(data, embedding_dim=8, keep_rate=1.0, cl_weight=0.01, reg_weight=0.1)

@@ -21,7 +21,11 @@ from dreamgeo.datasets.schema import (
 )
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import DualRepresentation, Recommender
-from dreamgeo.models.modal_inputs import image_text_weights, propagate_layers
+from dreamgeo.models.modal_inputs import (
+    NEGATIVE_CANDIDATES,
+    image_text_weights,
+    propagate_layers,
+)
 from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
@@ -483,15 +487,7 @@ class DREAM(Recommender):
                 low_open=True,
                 high=1.0,
             ),
-            HParam(
-                "negative_candidates",
-                int,
-                1,
-                "K: the BPR negative is the highest-scored of K uniform non-interacted "
-                "items (dynamic negative sampling; 1 = Eq. 13's uniform negative; beyond "
-                "the paper)",
-                low=1,
-            ),
+            NEGATIVE_CANDIDATES,
         ]
     )
 

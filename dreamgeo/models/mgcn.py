@@ -13,6 +13,7 @@ from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
     ITEM_KNN_K,
+    NEGATIVE_CANDIDATES,
     UI_LAYERS,
     ItemFeatures,
     item_features,
@@ -23,6 +24,7 @@ from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss, info_nce
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
+from dreamgeo.nn.dynamic_negatives import DynamicNegativeSampling
 from dreamgeo.nn.sparse import SparseOperator
 
 __all__ = ["MGCN"]
@@ -113,6 +115,12 @@ class MGCN(BMAPlugin, Recommender):
             their dense gradient and Adam state cost as much as the rest of a CPU step
             several times over with 4096-d image features (``False``: frozen, fast).
             (default: :obj:`True`)
+        negative_candidates (int, optional): :math:`K`: each triple's negative is the
+            highest-scored of the sampler's uniform negative and :math:`K - 1` further
+            uniform items that are not the user's training items
+            (:class:`~dreamgeo.nn.DynamicNegativeSampling`); :math:`1` keeps the
+            uniform negative (beyond MGCN's paper; DREAM has the same option).
+            (default: :obj:`1`)
         bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
             (default: :obj:`None`)
 
@@ -146,6 +154,7 @@ class MGCN(BMAPlugin, Recommender):
             ),
             HParam("tau", float, 0.2, "InfoNCE temperature", low=0.0, low_open=True),
             HParam("train_features", bool, True, "fine-tune the raw features"),
+            NEGATIVE_CANDIDATES,
         ]
     )
 
@@ -163,6 +172,7 @@ class MGCN(BMAPlugin, Recommender):
         cl_weight: float = 0.01,
         tau: float = 0.2,
         train_features: bool = True,
+        negative_candidates: int = 1,
         bma: BMALoss | None = None,
     ):
         super().__init__(num_users, num_items)
@@ -206,6 +216,11 @@ class MGCN(BMAPlugin, Recommender):
         self.preference_gates = torch.nn.ModuleDict({m: torch.nn.Linear(d, d) for m in modalities})
         self.attention = torch.nn.Sequential(
             torch.nn.Linear(d, d), torch.nn.Tanh(), torch.nn.Linear(d, 1, bias=False)
+        )
+        self.negatives = (
+            DynamicNegativeSampling(edge_index, num_users, num_items, negative_candidates)
+            if negative_candidates > 1
+            else None
         )
         self.bpr = BPRLoss(reg_weight)
         self.bma = bma
@@ -296,6 +311,10 @@ class MGCN(BMAPlugin, Recommender):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         rep = self.dual_representations()
         user = rep.user_behavior[users] + rep.user_modal[users]
+        if self.negatives is not None:
+            neg_items = self.negatives.hardest(
+                users, neg_items, user, rep.item_behavior, rep.item_modal
+            )
         pos = rep.item_behavior[pos_items] + rep.item_modal[pos_items]
         neg = rep.item_behavior[neg_items] + rep.item_modal[neg_items]
         bpr = self.bpr.ranking((user * pos).sum(-1), (user * neg).sum(-1))

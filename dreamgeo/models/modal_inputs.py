@@ -36,6 +36,16 @@ log = logging.getLogger(__name__)
 ITEM_KNN_K = HParam("knn_k", int, 10, "neighbours per item in the item-item graphs", low=1)
 #: The user-item graph depth of FREEDOM and MGCN (MMRec's ``n_ui_layers``).
 UI_LAYERS = HParam("num_layers", int, 2, "user-item graph layers", low=1, aliases=("n_ui_layers",))
+#: Dynamic negative sampling (:class:`~dreamgeo.nn.DynamicNegativeSampling`), an option
+#: beyond the papers of the models that declare it (DREAM, MGCN).
+NEGATIVE_CANDIDATES = HParam(
+    "negative_candidates",
+    int,
+    1,
+    "K: the BPR negative is the highest-scored of K uniform non-interacted items (dynamic "
+    "negative sampling; 1 = the uniform negative of the paper's BPR; beyond the paper)",
+    low=1,
+)
 
 
 def item_features(data: HeteroData, model: str) -> dict[str, Tensor]:
