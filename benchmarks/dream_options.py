@@ -130,6 +130,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         {"use_intra": False, "use_inter": False, "s3_distance": "norm", "gate_input": "behavior"},
         "noalign_s3norm with the gate on the propagated behaviour line",
     ),
+    "lr_decay_0.5_20": (
+        {"lr_decay": 0.5, "lr_decay_step": 20},
+        "learning rate x 0.5^((t-1)/20) in epoch t (MMRec's scheduler)",
+    ),
+    "lr_decay_0.5_50": (
+        {"lr_decay": 0.5, "lr_decay_step": 50},
+        "learning rate x 0.5^((t-1)/50) in epoch t (MMRec's scheduler)",
+    ),
     "noalign_s3norm_img0.1": (
         {"use_intra": False, "use_inter": False, "s3_distance": "norm", "image_weight": 0.1},
         "noalign_s3norm with alpha_V 0.1",

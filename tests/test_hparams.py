@@ -124,7 +124,9 @@ def test_every_declared_model_key_reaches_the_model_by_set_config_and_tuner(tmp_
     assert changed, f"{name}: {key}={value} built the same model as {param.default}"
 
 
-@pytest.mark.parametrize("key", ["lr", "batch_size", "epochs", "patience", "seed"])
+@pytest.mark.parametrize(
+    "key", ["lr", "lr_decay", "lr_decay_step", "batch_size", "epochs", "patience", "seed"]
+)
 def test_training_keys_reach_the_train_config(key):
     info = get_model("lightgcn")
     value = _other_value(info.hparams[key])

@@ -90,6 +90,43 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tiny, tmp_path):
     assert resumed.best_epoch == straight.best_epoch
 
 
+def test_lr_decay_sets_each_epochs_rate_and_resumes_the_schedule(tiny, tmp_path):
+    seen = []
+
+    class Recorder(LightGCN):
+        def start_epoch(self, epoch):
+            seen.append((epoch, trainer.optimizer.param_groups[0]["lr"]))
+
+    def config(epochs, **kwargs):
+        return TrainConfig(
+            epochs=epochs, batch_size=4096, lr=0.01, lr_decay=0.5, lr_decay_step=2,
+            progress=False, **kwargs,
+        )  # fmt: skip
+
+    torch.manual_seed(0)
+    trainer = Trainer(Recorder.from_data(tiny), tiny, config(4))
+    trainer.fit()
+    # lr x 0.5^((t - 1) / 2): 0.01, 0.01 / sqrt(2), 0.005, 0.005 / sqrt(2)
+    expected = [0.01, 0.01 * 0.5**0.5, 0.005, 0.005 * 0.5**0.5]
+    assert [epoch for epoch, _ in seen] == [1, 2, 3, 4]
+    assert [lr for _, lr in seen] == pytest.approx(expected, rel=1e-12)
+    # a run resumed after epoch 2 continues the schedule (the checkpointed optimizer
+    # state carries epoch 2's rate, which epoch 3 replaces)
+    out = tmp_path / "run"
+    trainer = Trainer(Recorder.from_data(tiny), tiny, config(2, out_dir=str(out)))
+    trainer.fit()
+    seen.clear()
+    trainer = Trainer(Recorder.from_data(tiny), tiny, config(4, out_dir=str(out), resume=True))
+    trainer.fit()
+    assert seen == [(3, pytest.approx(expected[2])), (4, pytest.approx(expected[3]))]
+    # the default keeps the rate constant, bit for bit
+    assert Trainer(LightGCN.from_data(tiny), tiny, TrainConfig()).learning_rate(500) == 1e-3
+    with pytest.raises(ValueError, match="lr_decay must be in"):
+        TrainConfig(lr_decay=1.5)
+    with pytest.raises(ValueError, match="lr_decay_step"):
+        TrainConfig(lr_decay_step=0)
+
+
 def test_bad_checkpoint_errors(tiny, tmp_path):
     (tmp_path / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
     model = LightGCN.from_data(tiny)

@@ -66,6 +66,26 @@ TRAIN_HPARAMS = HParams(
             target=TRAIN,
         ),
         HParam(
+            "lr_decay",
+            float,
+            1.0,
+            "learning-rate factor per lr_decay_step epochs (MMRec's learning_rate_scheduler "
+            "[lr_decay, lr_decay_step]: epoch t trains at lr x lr_decay^((t-1)/step); 1 = "
+            "constant, the paper's)",
+            low=0.0,
+            low_open=True,
+            high=1.0,
+            target=TRAIN,
+        ),
+        HParam(
+            "lr_decay_step",
+            int,
+            50,
+            "epochs over which the learning rate falls by one factor lr_decay",
+            low=1,
+            target=TRAIN,
+        ),
+        HParam(
             "batch_size",
             int,
             2048,

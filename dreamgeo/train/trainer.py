@@ -55,6 +55,13 @@ class TrainConfig:
         epochs (int, optional): Maximum epochs. (default: :obj:`1000`)
         batch_size (int, optional): BPR triples per step. (default: :obj:`2048`)
         lr (float, optional): Adam learning rate. (default: :obj:`1e-3`)
+        lr_decay (float, optional): Learning-rate schedule, MMRec's
+            ``learning_rate_scheduler`` ``[lr_decay, lr_decay_step]``: epoch
+            :math:`t` (from 1) trains at :math:`\mathrm{lr} \cdot
+            \mathrm{lr\_decay}^{(t - 1) / \mathrm{lr\_decay\_step}}`; :math:`1` keeps
+            the rate constant (MMRec's default, and the paper's). (default: :obj:`1.0`)
+        lr_decay_step (int, optional): Epochs over which the rate falls by one factor
+            :obj:`lr_decay`. (default: :obj:`50`)
         patience (int, optional): Epochs without a better validation metric before
             stopping: training ends after exactly :obj:`patience` such epochs in a row
             (MMRec's ``stopping_step`` counts one more: its ``early_stopping`` stops when
@@ -84,6 +91,8 @@ class TrainConfig:
     epochs: int = 1000
     batch_size: int = 2048
     lr: float = 1e-3
+    lr_decay: float = 1.0
+    lr_decay_step: int = 50
     patience: int = 20
     stopping_metric: str = "recall@20"
     ks: tuple[int, ...] = (5, 10, 20, 50)
@@ -97,11 +106,13 @@ class TrainConfig:
     log_epochs: bool = True
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size", "lr_decay_step"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainConfig: {name} must be > 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig: lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"TrainConfig: lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.max_time is not None and not self.max_time > 0:
             raise ValueError(f"TrainConfig: max_time must be > 0 seconds, got {self.max_time}")
         metric, _, k = self.stopping_metric.partition("@")
@@ -376,8 +387,17 @@ class Trainer:
         self.optimizer.step()
         return loss, parts
 
+    def learning_rate(self, epoch: int) -> float:
+        r"""The learning rate of training epoch :obj:`epoch` (from 1) under
+        :obj:`TrainConfig.lr_decay` (a function of the epoch alone, so a resumed run
+        continues the schedule)."""
+        config = self.config
+        return config.lr * config.lr_decay ** ((epoch - 1) / config.lr_decay_step)
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         r"""One pass over the training interactions; the mean of each loss part."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(epoch)
         self.model.train()
         self.model.start_epoch(epoch)
         sums: dict[str, float] = {}
