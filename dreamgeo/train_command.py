@@ -380,9 +380,10 @@ def _check_modalities(name: str, values: Mapping[str, Any], modalities: list[str
 
 
 def _best_baseline_table(dataset: str, model: str) -> str | None:
-    r"""The committed results of the best tuned baseline on ``dataset``
-    (``configs/<dataset>/table2.json``, written by ``dreamgeo experiment table2
-    --tuned``), for printing beside a run's own table; :obj:`None` when there are none."""
+    r"""The committed results of the best tuned model other than ``model`` on
+    ``dataset`` (``configs/<dataset>/table2.json``, written by ``dreamgeo experiment table2
+    --tuned``), for printing beside a run's own table: the best baseline for DREAM, for a
+    baseline possibly DREAM itself; :obj:`None` when there are none."""
     path = _configs_root() / dataset / "table2.json"
     if not path.is_file():
         return None
@@ -393,7 +394,8 @@ def _best_baseline_table(dataset: str, model: str) -> str | None:
     best = max(baselines, key=lambda row: row["valid"]["recall@20"])
     lines = [
         "",
-        f"best tuned baseline on {dataset}: {best['label']} (configs/{dataset}/"
+        f"{'best tuned baseline' if model == 'dream' else 'best other tuned model'} on "
+        f"{dataset}: {best['label']} (configs/{dataset}/"
         f"{best['model']}.yaml, from {path.name})",
         "",
         "| split | R@10 | R@20 | N@10 | N@20 |",
