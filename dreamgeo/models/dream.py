@@ -923,19 +923,16 @@ class DREAM(Recommender):
         # each row is gathered once: every gather's backward scatters into a full
         # [M, d] or [N, d] zero tensor
         user_behavior, user_modal = rep.user_behavior[users], rep.user_modal[users]
+        user_final = self.fuse(user_behavior, user_modal)
         if self.negatives is not None:
-            user_fused = self.fuse(user_behavior, user_modal).detach()
-            neg_items = self.negatives(
+            neg_items = self.negatives.hardest(
                 users,
                 neg_items,
-                lambda _, items: (
-                    self.fuse(rep.item_behavior[items], rep.item_modal[items]).detach()
-                    * user_fused.unsqueeze(1)
-                ).sum(-1),
+                user_final,
+                lambda i: self.fuse(rep.item_behavior[i], rep.item_modal[i]),
             )
         pos_behavior, pos_modal = rep.item_behavior[pos_items], rep.item_modal[pos_items]
         neg_final = self.fuse(rep.item_behavior[neg_items], rep.item_modal[neg_items])
-        user_final = self.fuse(user_behavior, user_modal)
         pos_final = self.fuse(pos_behavior, pos_modal)
         if self.softmax is not None:
             ranking = self.softmax(user_final, pos_final, neg_final, pos_items, neg_items)

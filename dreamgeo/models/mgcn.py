@@ -313,7 +313,7 @@ class MGCN(BMAPlugin, Recommender):
         user = rep.user_behavior[users] + rep.user_modal[users]
         if self.negatives is not None:
             neg_items = self.negatives.hardest(
-                users, neg_items, user, rep.item_behavior, rep.item_modal
+                users, neg_items, user, lambda i: rep.item_behavior[i] + rep.item_modal[i]
             )
         pos = rep.item_behavior[pos_items] + rep.item_modal[pos_items]
         neg = rep.item_behavior[neg_items] + rep.item_modal[neg_items]

@@ -97,23 +97,23 @@ class DynamicNegativeSampling(torch.nn.Module):
         return candidates.gather(1, scores.argmax(dim=1, keepdim=True)).view(-1)
 
     def hardest(
-        self, users: Tensor, neg_items: Tensor, user: Tensor, *item_parts: Tensor
+        self,
+        users: Tensor,
+        neg_items: Tensor,
+        user: Tensor,
+        item: Callable[[Tensor], Tensor],
     ) -> Tensor:
         r""":meth:`forward` with dot-product scores
-        :math:`\hat{y}_{uj} = \mathbf{u} \cdot \sum_p \mathbf{e}^{(p)}_j`.
+        :math:`\hat{y}_{uj} = \mathbf{e}_u \cdot \mathbf{e}_j`.
 
         Args:
             users (torch.Tensor): Users of the triples :math:`[B]`.
             neg_items (torch.Tensor): The sampler's negatives :math:`[B]`.
             user (torch.Tensor): The final representations of ``users`` :math:`[B, d]`.
-            *item_parts (torch.Tensor): Item representations :math:`[N, d]` whose sum
-                is the final one (e.g. the behaviour and modal lines).
+            item (Callable): Item ids :math:`[B, K]` to their final representations
+                :math:`[B, K, d]` (e.g. a model's fusion of its behaviour and modal rows).
         """
-        return self(
-            users,
-            neg_items,
-            lambda _, items: (sum(part[items] for part in item_parts) * user.unsqueeze(1)).sum(-1),
-        )
+        return self(users, neg_items, lambda _, items: (item(items) * user.unsqueeze(1)).sum(-1))
 
     def extra_repr(self) -> str:
         return f"num_candidates={self.num_candidates}"
