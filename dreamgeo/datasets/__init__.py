@@ -1,7 +1,8 @@
 r"""Datasets: the MMRec on-disk format (:class:`MMRecDataset`), the real
 datasets embedded in the package (:func:`load`, :data:`EMBEDDED_DATASETS`),
 the planted synthetic generator (:func:`generate_planted`,
-:func:`write_planted`), the cache-folder rule (:mod:`dreamgeo.datasets.cache`)
+:func:`write_planted`) and its reference rankings (:func:`planted_oracle_factors`,
+:func:`planted_posterior_factors`), the cache-folder rule (:mod:`dreamgeo.datasets.cache`)
 and the shared :class:`~torch_geometric.data.HeteroData` schema."""
 
 from dreamgeo.datasets.cache import resolve_cache_dir, user_cache_root
@@ -19,6 +20,7 @@ from dreamgeo.datasets.planted import (
     generate_planted,
     write_planted,
 )
+from dreamgeo.datasets.planted_oracle import planted_oracle_factors, planted_posterior_factors
 from dreamgeo.datasets.schema import *  # noqa: F403
 from dreamgeo.datasets.schema import __all__ as _schema_all
 
@@ -35,5 +37,7 @@ __all__ = [
     "PLANTED_PRESETS",
     "PlantedConfig",
     "PlantedData",
+    "planted_oracle_factors",
+    "planted_posterior_factors",
     *_schema_all,
 ]

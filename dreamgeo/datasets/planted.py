@@ -235,6 +235,14 @@ class PlantedData:
             float32 ``[N, K]``.
         user_preferences (np.ndarray): The planted user preferences
             :math:`\theta`, float32 ``[M, K]``.
+        item_popularity (np.ndarray): The planted popularity :math:`p_i` of the
+            kept items, float64 ``[N]``.
+        topic_mass (np.ndarray): :math:`S_k = \sum_j z_{jk} p_j` over every
+            generated item (before the core filter), the normalizer of a topic's
+            item draws, float64 ``[K]``.
+        user_topic_mass (np.ndarray): :math:`\sum_v \theta_{vk}` over every
+            generated user, the normalizer of the item-side user draws, float64
+            ``[K]``.
         config (PlantedConfig): The configuration it was generated from.
         seed (int): The seed it was generated from.
     """
@@ -245,6 +253,9 @@ class PlantedData:
     user_preferences: np.ndarray
     config: PlantedConfig
     seed: int
+    item_popularity: np.ndarray
+    topic_mass: np.ndarray
+    user_topic_mass: np.ndarray
 
     @property
     def num_users(self) -> int:
@@ -260,6 +271,9 @@ class _Structure:
     interactions: np.ndarray  # [E, 5] int64
     item_topics: np.ndarray  # [N, K] float64
     user_preferences: np.ndarray  # [M, K] float64
+    item_popularity: np.ndarray  # [N] float64, kept items
+    topic_mass: np.ndarray  # [K] float64, all generated items
+    user_topic_mass: np.ndarray  # [K] float64, all generated users
 
 
 def _resolve(config: str | PlantedConfig) -> tuple[str, PlantedConfig]:
@@ -306,6 +320,9 @@ def generate_planted(config: str | PlantedConfig, seed: int = 0) -> PlantedData:
         user_preferences=structure.user_preferences.astype(np.float32),
         config=config,
         seed=seed,
+        item_popularity=structure.item_popularity,
+        topic_mass=structure.topic_mass,
+        user_topic_mass=structure.user_topic_mass,
     )
 
 
@@ -413,6 +430,9 @@ def _generate_structure(config: PlantedConfig, seed: int) -> _Structure:
         interactions=interactions,
         item_topics=item_topics[kept_items],
         user_preferences=preferences[kept_users],
+        item_popularity=popularity[kept_items],
+        topic_mass=item_table[:k].sum(axis=1),
+        user_topic_mass=preferences.sum(axis=0, dtype=np.float64),
     )
 
 
