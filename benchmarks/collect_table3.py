@@ -44,7 +44,9 @@ METRICS = (("valid", "recall@20"), ("valid", "ndcg@20"), ("test", "recall@20"), 
 
 def sync(runs: Path, evidence: Path) -> None:
     r"""Stores the valid/test metrics and best epoch of every finished DREAM run in
-    :obj:`runs`, keyed by the ablation and seed its ``result.json`` records."""
+    :obj:`runs`, keyed by the ablation and seed its ``result.json`` records. An entry
+    with a ``"source"`` (a run of the same protocol made by another script, e.g. the
+    options study) is kept unless a run here replaces it; the table marks its seed."""
     stored = json.loads(evidence.read_text()) if evidence.is_file() else {}
     for path in sorted(runs.glob("*/result.json")):
         result = json.loads(path.read_text())
@@ -80,7 +82,8 @@ def rows(stored: dict) -> list[list[str]]:
             changes.append(f"{100 * (own / base - 1):+.1f} %")
         epochs = ", ".join(str(runs[s]["best_epoch"]) for s in seeds)
         label = ABLATION_LABELS.get(ablation, ablation)
-        table.append([label, ", ".join(seeds), *cells, *changes, epochs])
+        marked = [s + ("*" if "source" in runs[s] else "") for s in seeds]
+        table.append([label, ", ".join(marked), *cells, *changes, epochs])
     return table
 
 
@@ -105,13 +108,19 @@ def main(argv: list[str] | None = None) -> int:
         sync(runs, evidence)
     stored = json.loads(evidence.read_text()) if evidence.is_file() else {}
     config, command = f"configs/{args.dataset}/dream.yaml", "--tuned"
+    protocol = "the paper's protocol"
     if args.stage == "structure":
         config = f"configs/{args.dataset}/structure/dream.yaml"
         command = "--tuned --set knn_k=5 --set num_layers=3"
+    if args.dataset.startswith("planted_"):
+        preset = args.dataset.removeprefix("planted_")
+        script = f"benchmarks/table3_planted_{preset}.sh"
+        command += f" --preset {preset} --epochs 30 --patience 20`, via `{script}"
+        protocol = "the planted Table 2's 30-epoch cap"
     print(f"# Table 3 (ablations) with DREAM's {args.stage} configuration on {args.dataset}\n")
     print(
         f"Each row is `{config}` with one part switched off "
-        f"(`dreamgeo experiment table3 {command}`), the paper's protocol, valid and test "
+        f"(`dreamgeo experiment table3 {command}`), {protocol}, valid and test "
         "Recall/NDCG@20 at the best valid-R@20 epoch, mean ± sample std over the seeds "
         "listed; Δ is the change of the mean against the full model over the same seeds. "
         "Test never chooses.\n"
@@ -123,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * 9)
     for row in rows(stored):
         print("| " + " | ".join(row) + " |")
+    sources = sorted(
+        {r["source"] for runs in stored.values() for r in runs.values() if "source" in r}
+    )
+    for source in sources:
+        print(f"\n\\* {source}")
     machine = platform.processor() or platform.machine()
     print(f"\nmachine: {machine}, python {platform.python_version()}")
     return 0
