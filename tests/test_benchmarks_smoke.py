@@ -252,3 +252,19 @@ def test_dream_options_resumes_a_killed_run_and_no_train_starts_none(tmp_path, c
     assert "--resume" in out.split("default seed 0:")[-1]
     again = json.loads(result.read_text())
     assert again["valid"] == first["valid"] and again["best_epoch"] == first["best_epoch"]
+
+
+def test_popularity_probe_weight_zero_is_the_run_itself(tmp_path, capsys):
+    import dream_options
+    import popularity_probe
+
+    root = tmp_path / "runs"
+    args = ["--preset", "tiny", "--epochs", "2", "--variants", "default", "--runs-dir", str(root)]
+    assert dream_options.main([*args, "--data-root", str(tmp_path / "data")]) == 0
+    run = root / "default-s0"
+    result = json.loads((run / "result.json").read_text())
+    rows = popularity_probe.probe(str(run), [0.0, 1e6])
+    assert rows[0][2] == f"{result['valid']['recall@20']:.4f}"
+    assert rows[0][3] == f"{result['test']['recall@20']:.4f}"
+    # a huge weight ranks by training popularity alone, which is not the model's ranking
+    assert rows[1][2:] != rows[0][2:]

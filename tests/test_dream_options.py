@@ -33,6 +33,7 @@ OPTION_VALUES = {
     "train_features": [True],
     "bma_decay": [0.5],
     "negative_candidates": [4],
+    "item_bias": [True],
 }
 
 #: The defaults documented in benchmarks/results/dream-options-scientific.md: no option
@@ -56,6 +57,7 @@ DOCUMENTED_WINNER = {
     "train_features": False,
     "bma_decay": 1.0,
     "negative_candidates": 1,
+    "item_bias": False,
     "tau": 0.2,
     "intra_weight": 0.01,
     "inter_weight": 0.01,
@@ -309,6 +311,36 @@ def test_negative_candidates_train_on_the_hardest_non_interacted_item(data):
     assert moved.any()
     assert all((u, i) not in train for u, i in zip(users[moved].tolist(), chosen[moved].tolist()))
     assert ((user[users] * item[chosen]).sum(-1) >= (user[users] * item[neg]).sum(-1)).all()
+
+
+def test_item_bias_adds_b_i_to_every_score(data):
+    base = _build(data)
+    model = _build(data, item_bias=True)
+    assert base.item_bias is None
+    assert torch.equal(model.item_bias.weight, torch.zeros(data["item"].num_nodes, 1))
+    torch.manual_seed(3)
+    bias = torch.randn(data["item"].num_nodes)
+    with torch.no_grad():
+        model.item_bias.weight.copy_(bias.view(-1, 1))
+    user, item = model()
+    plain_user, plain_item = base()
+    # the same weights otherwise: every score is the plain inner product plus b_i
+    assert torch.allclose(user @ item.t(), plain_user @ plain_item.t() + bias, atol=1e-5)
+    users, pos, neg = _batch(data)
+    parts = _loss_parts(model, data)
+    pos_score = (plain_user[users] * plain_item[pos]).sum(-1) + bias[pos]
+    neg_score = (plain_user[users] * plain_item[neg]).sum(-1) + bias[neg]
+    assert torch.allclose(parts["bpr"], -F.logsigmoid(pos_score - neg_score).mean(), atol=1e-6)
+    # b_i is in the L2 term with the item embeddings
+    base_parts = _loss_parts(base, data)
+    extra = (bias[pos].pow(2).sum() + bias[neg].pow(2).sum()) / (2 * users.numel())
+    assert torch.allclose(parts["reg"], base_parts["reg"] + extra, atol=1e-6)
+    for part in ("s3", "intra", "inter"):
+        assert torch.allclose(base_parts[part], parts[part]), part
+    # and it learns
+    before = model.item_bias.weight.detach().clone()
+    _one_epoch(model, data)
+    assert not torch.equal(model.item_bias.weight, before)
 
 
 def test_feature_norm_is_the_encoder_input_only(data):

@@ -94,6 +94,7 @@ PAPER_OPTIONS: dict[str, Any] = {
     "train_features": False,
     "bma_decay": 1.0,
     "negative_candidates": 1,
+    "item_bias": False,
 }
 
 
@@ -283,6 +284,13 @@ class DREAM(Recommender):
             uniform items that are not the user's training items
             (:class:`~dreamgeo.nn.DynamicNegativeSampling`); :math:`1` keeps Eq. 13's
             uniform negative (beyond the paper). (default: :obj:`1`)
+        item_bias (bool, optional): Add a learned item bias to every score,
+            :math:`\hat{y}_{ui} = \mathbf{e}_G^{u\top}\mathbf{e}_G^i + b_i` (zero at
+            initialization, in the L2 term with the item embeddings), as BPR-MF
+            implementations often do; ranking embeddings get a column of ones (users)
+            and of :math:`b_i` (items), so scores stay inner products (beyond the
+            paper, whose Eq. 12 scores are plain inner products). (default:
+            :obj:`False`)
     """
 
     #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in
@@ -488,6 +496,12 @@ class DREAM(Recommender):
                 high=1.0,
             ),
             NEGATIVE_CANDIDATES,
+            HParam(
+                "item_bias",
+                bool,
+                False,
+                "add a learned item bias b_i to every score (BPR-MF's; beyond the paper)",
+            ),
         ]
     )
 
@@ -537,6 +551,7 @@ class DREAM(Recommender):
         train_features: bool = False,
         bma_decay: float = 1.0,
         negative_candidates: int = 1,
+        item_bias: bool = False,
     ):
         for name, value, choices in (
             ("s3_distance", s3_distance, S3_DISTANCES),
@@ -653,6 +668,7 @@ class DREAM(Recommender):
             train_features=train_features,
             bma_decay=bma_decay,
             negative_candidates=negative_candidates,
+            item_bias=item_bias,
         )
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
@@ -665,6 +681,13 @@ class DREAM(Recommender):
         self.item_embedding = torch.nn.Embedding(self.num_items, embedding_dim)
         # Eq. 12 fixes the modal line's weight at 1; fusion="learnable" learns it
         self.fusion_weight = torch.nn.Parameter(torch.ones(())) if fusion == "learnable" else None
+        # created from zeros, so it draws no random numbers: the other weights are the
+        # same with and without it under one seed
+        self.item_bias = (
+            torch.nn.Embedding(self.num_items, 1, _weight=torch.zeros(self.num_items, 1))
+            if item_bias
+            else None
+        )
         train_edges = data[INTERACTS].edge_index.long()
         self.register_buffer("edge_index", train_edges, persistent=False)
         self.conv = BipartiteLGConv(cached=True)
@@ -815,6 +838,8 @@ class DREAM(Recommender):
         if self.fusion_weight is not None:
             with torch.no_grad():
                 self.fusion_weight.fill_(1.0)
+        if self.item_bias is not None:
+            torch.nn.init.zeros_(self.item_bias.weight)
 
     def features(self, modality: str) -> Tensor:
         r"""Item features ``[N, d_m]`` of ``modality`` as the encoder reads them, in
@@ -903,6 +928,18 @@ class DREAM(Recommender):
             return behavior + self.fusion_weight * modal
         return behavior + modal
 
+    def _scoring_users(self, rows: Tensor) -> Tensor:
+        # with item_bias, [e_u, 1] . [e_i, b_i] = e_u . e_i + b_i
+        if self.item_bias is None:
+            return rows
+        return torch.cat([rows, rows.new_ones(rows.size(0), 1)], dim=-1)
+
+    def _scoring_items(self, rows: Tensor, items: Tensor | None = None) -> Tensor:
+        if self.item_bias is None:
+            return rows
+        bias = self.item_bias.weight if items is None else self.item_bias(items)
+        return torch.cat([rows, bias.to(rows.dtype)], dim=-1)
+
     def start_epoch(self, epoch: int) -> None:
         r"""Sets BMA's weight factor :math:`\delta^{t-1}` of :obj:`bma_decay` for
         training epoch :math:`t =` :obj:`epoch`."""
@@ -911,8 +948,8 @@ class DREAM(Recommender):
     def forward(self) -> tuple[Tensor, Tensor]:
         rep = self.representations()
         return (
-            self.fuse(rep.user_behavior, rep.user_modal),
-            self.fuse(rep.item_behavior, rep.item_modal),
+            self._scoring_users(self.fuse(rep.user_behavior, rep.user_modal)),
+            self._scoring_items(self.fuse(rep.item_behavior, rep.item_modal)),
         )
 
     def loss(
@@ -923,17 +960,17 @@ class DREAM(Recommender):
         # each row is gathered once: every gather's backward scatters into a full
         # [M, d] or [N, d] zero tensor
         user_behavior, user_modal = rep.user_behavior[users], rep.user_modal[users]
-        user_final = self.fuse(user_behavior, user_modal)
+        user_final = self._scoring_users(self.fuse(user_behavior, user_modal))
+
+        def item_final(items: Tensor) -> Tensor:
+            fused = self.fuse(rep.item_behavior[items], rep.item_modal[items])
+            return self._scoring_items(fused, items)
+
         if self.negatives is not None:
-            neg_items = self.negatives.hardest(
-                users,
-                neg_items,
-                user_final,
-                lambda i: self.fuse(rep.item_behavior[i], rep.item_modal[i]),
-            )
+            neg_items = self.negatives.hardest(users, neg_items, user_final, item_final)
         pos_behavior, pos_modal = rep.item_behavior[pos_items], rep.item_modal[pos_items]
-        neg_final = self.fuse(rep.item_behavior[neg_items], rep.item_modal[neg_items])
-        pos_final = self.fuse(pos_behavior, pos_modal)
+        neg_final = item_final(neg_items)
+        pos_final = self._scoring_items(self.fuse(pos_behavior, pos_modal), pos_items)
         if self.softmax is not None:
             ranking = self.softmax(user_final, pos_final, neg_final, pos_items, neg_items)
         else:
@@ -942,8 +979,8 @@ class DREAM(Recommender):
             )
         reg = self.bpr.regularization(
             self.user_embedding(users),
-            self.item_embedding(pos_items),
-            self.item_embedding(neg_items),
+            self._scoring_items(self.item_embedding(pos_items), pos_items),
+            self._scoring_items(self.item_embedding(neg_items), neg_items),
         )
         total = ranking + self.bpr.reg_weight * reg
         parts = {"bpr": ranking.detach(), "reg": reg.detach()}  # logged as bpr either way
