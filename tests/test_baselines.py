@@ -379,6 +379,33 @@ def test_mgcn_negative_candidates_train_on_its_hardest_non_interacted_item(data)
     assert chosen.tolist() == expected
 
 
+def test_mgcn_item_bias_adds_b_i_to_every_score(data):
+    users, pos, neg = _batch(data)
+    torch.manual_seed(0)
+    plain = MGCN.from_data(data, knn_k=K, embedding_dim=8)
+    torch.manual_seed(0)
+    model = MGCN.from_data(data, knn_k=K, embedding_dim=8, item_bias=True)
+    assert plain.item_bias is None
+    bias = torch.randn(data["item"].num_nodes)
+    with torch.no_grad():
+        model.item_bias.weight.copy_(bias.view(-1, 1))
+    user, item = model()
+    plain_user, plain_item = plain()
+    # the same weights otherwise (the bias draws no random numbers)
+    torch.testing.assert_close(user @ item.t(), plain_user @ plain_item.t() + bias)
+    _, base = plain.loss(users, pos, neg)
+    _, parts = model.loss(users, pos, neg)
+    u = plain_user[users]
+    expected = _bpr(
+        (u * plain_item[pos]).sum(1) + bias[pos], (u * plain_item[neg]).sum(1) + bias[neg]
+    )
+    torch.testing.assert_close(parts["bpr"], expected.detach())
+    # b_i joins the item rows' L2 term; the contrastive term does not see it
+    extra = (bias[pos].pow(2).sum() + bias[neg].pow(2).sum()) / (2 * len(users))
+    torch.testing.assert_close(parts["reg"], base["reg"] + extra)
+    torch.testing.assert_close(parts["cl"], base["cl"])
+
+
 def test_lgmrec_matches_dense_reference_in_eval_mode(data):
     torch.manual_seed(0)
     model = LGMRec.from_data(data, embedding_dim=8, keep_rate=1.0, cl_weight=0.01, reg_weight=0.1)

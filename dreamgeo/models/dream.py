@@ -22,6 +22,7 @@ from dreamgeo.datasets.schema import (
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
+    ITEM_BIAS,
     NEGATIVE_CANDIDATES,
     image_text_weights,
     propagate_layers,
@@ -32,6 +33,7 @@ from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.dynamic_negatives import DynamicNegativeSampling
 from dreamgeo.nn.edge_pruning import EpochEdgePruning
+from dreamgeo.nn.item_bias import ItemBias
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
 from dreamgeo.nn.softmax_loss import SampledSoftmaxLoss
@@ -285,12 +287,11 @@ class DREAM(Recommender):
             (:class:`~dreamgeo.nn.DynamicNegativeSampling`); :math:`1` keeps Eq. 13's
             uniform negative (beyond the paper). (default: :obj:`1`)
         item_bias (bool, optional): Add a learned item bias to every score,
-            :math:`\hat{y}_{ui} = \mathbf{e}_G^{u\top}\mathbf{e}_G^i + b_i` (zero at
-            initialization, in the L2 term with the item embeddings), as BPR-MF
-            implementations often do; ranking embeddings get a column of ones (users)
-            and of :math:`b_i` (items), so scores stay inner products (beyond the
-            paper, whose Eq. 12 scores are plain inner products). (default:
-            :obj:`False`)
+            :math:`\hat{y}_{ui} = \mathbf{e}_G^{u\top}\mathbf{e}_G^i + b_i`
+            (:class:`~dreamgeo.nn.ItemBias`; zero at initialization, in the L2 term
+            with the item embeddings); ranking embeddings get one more column
+            (beyond the paper, whose Eq. 12 scores are plain inner products; MGCN has
+            the same option). (default: :obj:`False`)
     """
 
     #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in
@@ -496,12 +497,7 @@ class DREAM(Recommender):
                 high=1.0,
             ),
             NEGATIVE_CANDIDATES,
-            HParam(
-                "item_bias",
-                bool,
-                False,
-                "add a learned item bias b_i to every score (BPR-MF's; beyond the paper)",
-            ),
+            ITEM_BIAS,
         ]
     )
 
@@ -681,13 +677,7 @@ class DREAM(Recommender):
         self.item_embedding = torch.nn.Embedding(self.num_items, embedding_dim)
         # Eq. 12 fixes the modal line's weight at 1; fusion="learnable" learns it
         self.fusion_weight = torch.nn.Parameter(torch.ones(())) if fusion == "learnable" else None
-        # created from zeros, so it draws no random numbers: the other weights are the
-        # same with and without it under one seed
-        self.item_bias = (
-            torch.nn.Embedding(self.num_items, 1, _weight=torch.zeros(self.num_items, 1))
-            if item_bias
-            else None
-        )
+        self.item_bias = ItemBias(self.num_items) if item_bias else None
         train_edges = data[INTERACTS].edge_index.long()
         self.register_buffer("edge_index", train_edges, persistent=False)
         self.conv = BipartiteLGConv(cached=True)
@@ -839,7 +829,7 @@ class DREAM(Recommender):
             with torch.no_grad():
                 self.fusion_weight.fill_(1.0)
         if self.item_bias is not None:
-            torch.nn.init.zeros_(self.item_bias.weight)
+            self.item_bias.reset_parameters()
 
     def features(self, modality: str) -> Tensor:
         r"""Item features ``[N, d_m]`` of ``modality`` as the encoder reads them, in
@@ -929,16 +919,10 @@ class DREAM(Recommender):
         return behavior + modal
 
     def _scoring_users(self, rows: Tensor) -> Tensor:
-        # with item_bias, [e_u, 1] . [e_i, b_i] = e_u . e_i + b_i
-        if self.item_bias is None:
-            return rows
-        return torch.cat([rows, rows.new_ones(rows.size(0), 1)], dim=-1)
+        return rows if self.item_bias is None else self.item_bias.users(rows)
 
     def _scoring_items(self, rows: Tensor, items: Tensor | None = None) -> Tensor:
-        if self.item_bias is None:
-            return rows
-        bias = self.item_bias.weight if items is None else self.item_bias(items)
-        return torch.cat([rows, bias.to(rows.dtype)], dim=-1)
+        return rows if self.item_bias is None else self.item_bias.items(rows, items)
 
     def start_epoch(self, epoch: int) -> None:
         r"""Sets BMA's weight factor :math:`\delta^{t-1}` of :obj:`bma_decay` for

@@ -12,6 +12,7 @@ from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
 from dreamgeo.models.modal_inputs import (
+    ITEM_BIAS,
     ITEM_KNN_K,
     NEGATIVE_CANDIDATES,
     UI_LAYERS,
@@ -25,6 +26,7 @@ from dreamgeo.nn.bma_loss import BMALoss, info_nce
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.dynamic_negatives import DynamicNegativeSampling
+from dreamgeo.nn.item_bias import ItemBias
 from dreamgeo.nn.sparse import SparseOperator
 
 __all__ = ["MGCN"]
@@ -121,6 +123,9 @@ class MGCN(BMAPlugin, Recommender):
             (:class:`~dreamgeo.nn.DynamicNegativeSampling`); :math:`1` keeps the
             uniform negative (beyond MGCN's paper; DREAM has the same option).
             (default: :obj:`1`)
+        item_bias (bool, optional): Add a learned item bias :math:`b_i` to every score
+            (:class:`~dreamgeo.nn.ItemBias`; in the L2 term with the item rows; beyond
+            MGCN's paper; DREAM has the same option). (default: :obj:`False`)
         bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
             (default: :obj:`None`)
 
@@ -155,6 +160,7 @@ class MGCN(BMAPlugin, Recommender):
             HParam("tau", float, 0.2, "InfoNCE temperature", low=0.0, low_open=True),
             HParam("train_features", bool, True, "fine-tune the raw features"),
             NEGATIVE_CANDIDATES,
+            ITEM_BIAS,
         ]
     )
 
@@ -173,6 +179,7 @@ class MGCN(BMAPlugin, Recommender):
         tau: float = 0.2,
         train_features: bool = True,
         negative_candidates: int = 1,
+        item_bias: bool = False,
         bma: BMALoss | None = None,
     ):
         super().__init__(num_users, num_items)
@@ -222,6 +229,7 @@ class MGCN(BMAPlugin, Recommender):
             if negative_candidates > 1
             else None
         )
+        self.item_bias = ItemBias(num_items) if item_bias else None
         self.bpr = BPRLoss(reg_weight)
         self.bma = bma
         self.reset_parameters()
@@ -262,6 +270,8 @@ class MGCN(BMAPlugin, Recommender):
             if isinstance(module, torch.nn.Linear):
                 module.reset_parameters()
         self.conv.reset_parameters()
+        if self.item_bias is not None:
+            self.item_bias.reset_parameters()
 
     def behavior(self) -> tuple[Tensor, Tensor]:
         r"""The user–item view :math:`\bar{\mathbf{E}}_{id}`: users ``[M, d]``, items
@@ -304,20 +314,26 @@ class MGCN(BMAPlugin, Recommender):
 
     def forward(self) -> tuple[Tensor, Tensor]:
         rep = self.dual_representations()
-        return rep.user_behavior + rep.user_modal, rep.item_behavior + rep.item_modal
+        user, item = rep.user_behavior + rep.user_modal, rep.item_behavior + rep.item_modal
+        if self.item_bias is not None:
+            return self.item_bias.users(user), self.item_bias.items(item)
+        return user, item
 
     def loss(
         self, users: Tensor, pos_items: Tensor, neg_items: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
         rep = self.dual_representations()
         user = rep.user_behavior[users] + rep.user_modal[users]
+        scoring_user = user if self.item_bias is None else self.item_bias.users(user)
+
+        def item_rows(items: Tensor) -> Tensor:
+            rows = rep.item_behavior[items] + rep.item_modal[items]
+            return rows if self.item_bias is None else self.item_bias.items(rows, items)
+
         if self.negatives is not None:
-            neg_items = self.negatives.hardest(
-                users, neg_items, user, lambda i: rep.item_behavior[i] + rep.item_modal[i]
-            )
-        pos = rep.item_behavior[pos_items] + rep.item_modal[pos_items]
-        neg = rep.item_behavior[neg_items] + rep.item_modal[neg_items]
-        bpr = self.bpr.ranking((user * pos).sum(-1), (user * neg).sum(-1))
+            neg_items = self.negatives.hardest(users, neg_items, scoring_user, item_rows)
+        pos, neg = item_rows(pos_items), item_rows(neg_items)
+        bpr = self.bpr.ranking((scoring_user * pos).sum(-1), (scoring_user * neg).sum(-1))
         reg = self.bpr.regularization(user, pos, neg)
         cl = info_nce(rep.item_modal[pos_items], rep.item_behavior[pos_items], self.tau)
         cl = cl + info_nce(rep.user_modal[users], rep.user_behavior[users], self.tau)

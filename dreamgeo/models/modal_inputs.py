@@ -27,6 +27,8 @@ __all__ = [
     "image_text_weights",
     "ITEM_KNN_K",
     "UI_LAYERS",
+    "NEGATIVE_CANDIDATES",
+    "ITEM_BIAS",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,14 @@ NEGATIVE_CANDIDATES = HParam(
     "K: the BPR negative is the highest-scored of K uniform non-interacted items (dynamic "
     "negative sampling; 1 = the uniform negative of the paper's BPR; beyond the paper)",
     low=1,
+)
+#: A learned item bias in every score (:class:`~dreamgeo.nn.ItemBias`), an option beyond
+#: the papers of the models that declare it (DREAM, MGCN).
+ITEM_BIAS = HParam(
+    "item_bias",
+    bool,
+    False,
+    "add a learned item bias b_i to every score (BPR-MF's; beyond the paper)",
 )
 
 

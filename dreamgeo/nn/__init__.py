@@ -5,6 +5,7 @@ from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv, bipartite_normalized_weight
 from dreamgeo.nn.dynamic_negatives import DynamicNegativeSampling
 from dreamgeo.nn.edge_pruning import EpochEdgePruning, degree_sensitive_pruning
+from dreamgeo.nn.item_bias import ItemBias
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.s3_loss import S3Loss
 from dreamgeo.nn.softmax_loss import SampledSoftmaxLoss
@@ -18,6 +19,7 @@ __all__ = [
     "EpochEdgePruning",
     "degree_sensitive_pruning",
     "DynamicNegativeSampling",
+    "ItemBias",
     "BPRLoss",
     "BMALoss",
     "BMAParts",
