@@ -292,6 +292,10 @@ class DREAM(Recommender):
             with the item embeddings); ranking embeddings get one more column
             (beyond the paper, whose Eq. 12 scores are plain inner products; MGCN has
             the same option). (default: :obj:`False`)
+
+    Shapes:
+        - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]`` (``2d``
+          with ``fusion="concat"``, one more column with :obj:`item_bias`)
     """
 
     #: Declared hyper-parameters; the grid is the paper's (Section 4.1: alpha, beta in

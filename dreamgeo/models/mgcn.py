@@ -130,7 +130,8 @@ class MGCN(BMAPlugin, Recommender):
             (default: :obj:`None`)
 
     Shapes:
-        - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
+        - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]`` (one more
+          column with :obj:`item_bias`)
     """
 
     #: Declared hyper-parameters; grids from MMRec
