@@ -139,6 +139,16 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         "learning rate x 0.5^((t-1)/50) in epoch t (MMRec's scheduler)",
     ),
     "item_bias": ({"item_bias": True}, "learned item bias b_i in every score (BPR-MF's)"),
+    "noalign_s3norm_gatebeh_bias": (
+        {
+            "use_intra": False,
+            "use_inter": False,
+            "s3_distance": "norm",
+            "gate_input": "behavior",
+            "item_bias": True,
+        },
+        "noalign_s3norm_gatebeh with a learned item bias",
+    ),
     "noalign_s3norm_img0.1": (
         {"use_intra": False, "use_inter": False, "s3_distance": "norm", "image_weight": 0.1},
         "noalign_s3norm with alpha_V 0.1",
