@@ -268,3 +268,27 @@ def test_popularity_probe_weight_zero_is_the_run_itself(tmp_path, capsys):
     assert rows[0][3] == f"{result['test']['recall@20']:.4f}"
     # a huge weight ranks by training popularity alone, which is not the model's ranking
     assert rows[1][2:] != rows[0][2:]
+
+
+def test_ensemble_probe_end_weights_are_the_runs_themselves(tmp_path):
+    import dream_options
+    import ensemble_probe
+
+    root = tmp_path / "runs"
+    args = ["--preset", "tiny", "--epochs", "2", "--variants", "default,no_s3"]
+    assert dream_options.main([*args, "--runs-dir", str(root), "--data-root", str(tmp_path)]) == 0
+    results = {
+        name: json.loads((root / f"{name}-s0" / "result.json").read_text())
+        for name in ("default", "no_s3")
+    }
+
+    def expected(name):
+        return [f"{results[name][split]['recall@20']:.4f}" for split in ("valid", "test")]
+
+    assert expected("default") != expected("no_s3")  # else w = 1 and w = 0 look alike
+    rows = ensemble_probe.probe(str(root / "default-s0"), str(root / "no_s3-s0"), [1.0, 0.0])
+    assert rows[0][1:] == expected("default")
+    assert rows[1][1:] == expected("no_s3")
+    # mixing a run with itself only rescales its scores: the ranking is the run's own
+    rows = ensemble_probe.probe(str(root / "no_s3-s0"), str(root / "no_s3-s0"), [0.5])
+    assert rows[0][1:] == expected("no_s3")
