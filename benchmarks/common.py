@@ -203,6 +203,22 @@ def build_benchmark_model(name: str, data, **options: Any):
     return info.build(data, info.hparams.defaults(), **runtime)
 
 
+def split_evaluator(data, ks: tuple[int, ...] = (20,)):
+    r"""The trainer's full-ranking evaluator on ``data``'s valid and test splits
+    (training interactions masked), for scripts that score rankings without training."""
+    from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
+    from dreamgeo.train.evaluate import FullRankEvaluator
+
+    store = data[INTERACTS]
+    return FullRankEvaluator(
+        store.edge_index,
+        {"valid": store.val_edge_index, "test": store.test_edge_index},
+        data[USER].num_nodes,
+        data[ITEM].num_nodes,
+        ks=ks,
+    )
+
+
 #: A tuning run folder's files and the names they are committed under
 #: (``benchmarks/results/tuning/<prefix>-<name>``).
 STUDY_FILES = (

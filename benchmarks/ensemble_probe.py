@@ -24,12 +24,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dreamgeo.datasets.schema import INTERACTS, ITEM, USER  # noqa: E402
-from dreamgeo.train.evaluate import FullRankEvaluator  # noqa: E402
+from dreamgeo.datasets.schema import INTERACTS  # noqa: E402
 from dreamgeo.train_command import load_run  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import machine_header, markdown_table  # noqa: E402
+from common import machine_header, markdown_table, split_evaluator  # noqa: E402
 
 __all__ = ["main", "probe", "score_scale"]
 
@@ -58,14 +57,7 @@ def probe(run_a: str, run_b: str, weights: list[float]) -> list[list[str]]:
             raise ValueError(f"{run_a} and {run_b} were trained on different data")
         data = run_data
         embeddings.append((user_emb, item_emb, score_scale(user_emb, item_emb)))
-    store = data[INTERACTS]
-    evaluator = FullRankEvaluator(
-        store.edge_index,
-        {"valid": store.val_edge_index, "test": store.test_edge_index},
-        data[USER].num_nodes,
-        data[ITEM].num_nodes,
-        ks=(20,),
-    )
+    evaluator = split_evaluator(data)
     (user_a, item_a, scale_a), (user_b, item_b, scale_b) = embeddings
     rows = []
     for weight in weights:

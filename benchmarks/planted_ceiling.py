@@ -28,11 +28,10 @@ from dreamgeo.datasets.planted_oracle import (  # noqa: E402
     planted_posterior_factors,
 )
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER  # noqa: E402
-from dreamgeo.train.evaluate import FullRankEvaluator  # noqa: E402
 from dreamgeo.train_command import load_data  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import machine_header, markdown_table  # noqa: E402
+from common import machine_header, markdown_table, split_evaluator  # noqa: E402
 
 __all__ = ["main"]
 
@@ -64,13 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("planted_ceiling.py: the loaded interactions are not the generator's")
     degree = torch.bincount(every[0], minlength=num_users)
 
-    evaluator = FullRankEvaluator(
-        store.edge_index,
-        {"valid": store.val_edge_index, "test": store.test_edge_index},
-        num_users,
-        num_items,
-        ks=(20,),
-    )
+    evaluator = split_evaluator(data)
     popularity = torch.from_numpy(planted.item_popularity).view(-1, 1)
     references = {
         "generator-aware ranking (both terms)": planted_oracle_factors(planted, degree),

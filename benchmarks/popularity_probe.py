@@ -20,12 +20,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dreamgeo.datasets.schema import INTERACTS, ITEM, USER  # noqa: E402
-from dreamgeo.train.evaluate import FullRankEvaluator  # noqa: E402
+from dreamgeo.datasets.schema import INTERACTS, ITEM  # noqa: E402
 from dreamgeo.train_command import load_run  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import machine_header, markdown_table  # noqa: E402
+from common import machine_header, markdown_table, split_evaluator  # noqa: E402
 
 __all__ = ["main", "probe"]
 
@@ -36,16 +35,10 @@ def probe(run_dir: str, weights: list[float]) -> list[list[str]]:
     model, data = load_run(run_dir)
     model.eval()
     user_emb, item_emb = model()
-    store = data[INTERACTS]
     num_items = data[ITEM].num_nodes
-    evaluator = FullRankEvaluator(
-        store.edge_index,
-        {"valid": store.val_edge_index, "test": store.test_edge_index},
-        data[USER].num_nodes,
-        num_items,
-        ks=(20,),
-    )
-    log_count = torch.log1p(torch.bincount(store.edge_index[1], minlength=num_items).float())
+    evaluator = split_evaluator(data)
+    train_items = data[INTERACTS].edge_index[1]
+    log_count = torch.log1p(torch.bincount(train_items, minlength=num_items).float())
     ones = torch.ones(user_emb.size(0), 1, dtype=user_emb.dtype)
     rows = []
     for weight in weights:
