@@ -155,14 +155,86 @@ def test_freedom_and_mgcn_scores_are_behaviour_plus_modal(data):
     torch.testing.assert_close(item, rep.item_behavior + rep.item_modal)
 
 
-@pytest.mark.parametrize("name", BMA_PLUGIN_MODELS)
-def test_trainer_logs_the_bma_part(data, name):
-    model = _build(name, data, BMALoss(TAU, INTRA, INTER))
+def _replayed_bma(name, model, users, pos, neg, weights, rng):
+    """The hand-computed BMA term of the training step that just ran on ``model``: its
+    representations at the step's ``weights``, replaying its random draws (``rng``: the
+    global generator's state before the step). The model is left as it was."""
+    params = dict(model.named_parameters())
+    after = {key: value.detach().clone() for key, value in params.items()}
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        for key, value in weights.items():
+            params[key].copy_(value)
+        torch.set_rng_state(rng)  # the same draws as in the step (LGMRec)
+        user_behavior, item_behavior, user_modal, item_modal = model.dual_representations()
+        if name == "freedom":  # the step trained on the pruned graph it drew
+            user_behavior, item_behavior = model.behavior(
+                model.pruned_conv, model.pruned_edge_index
+            )
+        expected = _reference_bma(
+            user_behavior[users], item_behavior[pos], user_modal[users], item_modal[pos]
+        )
+        for key, value in after.items():
+            params[key].copy_(value)
+    return expected
+
+
+def _fit_recording_steps(name, data, bma):
+    """Trains 2 epochs through :class:`Trainer`, recording for each step its epoch, batch,
+    the weights it started from, its loss and parts, and (with ``bma``) the
+    hand-computed BMA term."""
+    model = _build(name, data, bma)
     config = TrainConfig(
         epochs=2, batch_size=16, lr=1e-2, ks=(5, 10), stopping_metric="recall@10", progress=False
     )
-    result = Trainer(model, data, config).fit()
-    assert all(row["bma"] > 0 for row in result.history)
+    trainer = Trainer(model, data, config)
+    steps = []
+    train_step = trainer.train_step
+
+    def recording_step(users, pos, neg, epoch=0):
+        weights = {key: value.detach().clone() for key, value in model.named_parameters()}
+        rng = torch.get_rng_state()
+        loss, parts = train_step(users, pos, neg, epoch)
+        expected = (
+            None if bma is None else _replayed_bma(name, model, users, pos, neg, weights, rng)
+        )
+        steps.append(
+            (epoch, (users, pos, neg), weights, float(loss.detach()), dict(parts), expected)
+        )
+        return loss, parts
+
+    trainer.train_step = recording_step
+    torch.manual_seed(1)
+    history = trainer.fit().history
+    return steps, history
+
+
+@pytest.mark.parametrize("name", BMA_PLUGIN_MODELS)
+def test_trainer_trains_on_and_logs_the_bma_term(data, name):
+    steps_off, history_off = _fit_recording_steps(name, data, None)
+    steps_on, history_on = _fit_recording_steps(name, data, BMALoss(TAU, INTRA, INTER))
+    assert len(steps_on) == len(steps_off) == 2 * 4  # 60 training triples, batches of 16
+
+    # every step's logged "bma" is the hand-computed Eq. 9-11 term of that step's batch
+    for *_, parts, expected in steps_on:
+        torch.testing.assert_close(parts["bma"], expected, rtol=1e-5, atol=1e-6)
+    # and each epoch's row of the history is the mean over its steps
+    for row in history_on:
+        values = [float(step[-1]) for step in steps_on if step[0] == row["epoch"]]
+        assert row["bma"] == pytest.approx(sum(values) / len(values), rel=1e-5)
+    assert [row["epoch"] for row in history_on] == [1, 2]
+    assert all("bma" not in row for row in history_off)
+
+    # the same weights, batch and random draws at the first step: the plug-in adds
+    # exactly its term to the loss that is optimized ...
+    _, batch_off, weights_off, loss_off, _, _ = steps_off[0]
+    _, batch_on, weights_on, loss_on, _, expected = steps_on[0]
+    assert all(torch.equal(a, b) for a, b in zip(batch_off, batch_on))
+    assert weights_on.keys() == weights_off.keys()
+    assert all(torch.equal(weights_on[key], weights_off[key]) for key in weights_on)
+    assert loss_on - loss_off == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
+    # ... and its gradient moves the weights: the second step starts elsewhere
+    weights_off, weights_on = steps_off[1][2], steps_on[1][2]
+    assert any(not torch.allclose(weights_on[key], weights_off[key]) for key in weights_on)
 
 
 def test_example_prints_a_table_with_and_without_bma(tmp_path, capsys):
