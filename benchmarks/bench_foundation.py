@@ -20,7 +20,7 @@ from torch_geometric.nn import LGConv
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_header, markdown_table, median_time, peak_rss_mb  # noqa: E402
 
-from dreamgeo.cli import load_data  # noqa: E402
+from dreamgeo.commands import load_data  # noqa: E402
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key, modality_names  # noqa: E402
 from dreamgeo.graph import knn_graph_cosine, knn_recall, user_mean_features  # noqa: E402
 from dreamgeo.nn import BipartiteLGConv  # noqa: E402

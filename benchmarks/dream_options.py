@@ -183,7 +183,7 @@ def run_variant(
     resume = (out / CHECKPOINT_NAME).exists()
     if out.exists() and not resume:
         shutil.rmtree(out)  # killed before its first checkpoint: start it again
-    cmd = [sys.executable, "-m", "dreamgeo.cli", "train", "--model", "dream", *data_args]
+    cmd = [sys.executable, "-m", "dreamgeo.commands", "train", "--model", "dream", *data_args]
     if config is not None:
         cmd += ["--config", config]
     for key, value in overrides.items():
@@ -240,10 +240,10 @@ def loss_scales(variant: str, root: Path, data_args: list[str], seed: int) -> li
     S3 is evaluated with its constant so the value is the definition's."""
     import torch
 
+    from dreamgeo.commands import load_data
     from dreamgeo.datasets.schema import INTERACTS, ITEM
     from dreamgeo.models.registry import build_model
     from dreamgeo.nn.s3_loss import S3Loss
-    from dreamgeo.train_command import load_data
 
     out = _run_dir(root, variant, seed)
     if not (out / CHECKPOINT_NAME).exists():

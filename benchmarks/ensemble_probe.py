@@ -24,8 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dreamgeo.commands import load_run  # noqa: E402
 from dreamgeo.datasets.schema import INTERACTS  # noqa: E402
-from dreamgeo.train_command import load_run  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import machine_header, markdown_table, split_evaluator  # noqa: E402

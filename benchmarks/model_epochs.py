@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         disable_accelerators()
     import torch
 
-    from dreamgeo.cli import load_data
+    from dreamgeo.commands import load_data
     from dreamgeo.graph import build_relation_graphs
     from dreamgeo.models import get_model
     from dreamgeo.train import TrainConfig, Trainer

@@ -22,13 +22,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dreamgeo.commands import load_data  # noqa: E402
 from dreamgeo.datasets.planted import generate_planted  # noqa: E402
 from dreamgeo.datasets.planted_oracle import (  # noqa: E402
     planted_oracle_factors,
     planted_posterior_factors,
 )
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER  # noqa: E402
-from dreamgeo.train_command import load_data  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import machine_header, markdown_table, split_evaluator  # noqa: E402

@@ -20,8 +20,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dreamgeo.commands import load_run  # noqa: E402
 from dreamgeo.datasets.schema import INTERACTS, ITEM  # noqa: E402
-from dreamgeo.train_command import load_run  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import machine_header, markdown_table, split_evaluator  # noqa: E402

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from dreamgeo.cli import load_data
+    from dreamgeo.commands import load_data
     from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key, modality_names
     from dreamgeo.nn import ModalEncoder
     from dreamgeo.train import BPRSampler

@@ -47,7 +47,7 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _graphs(args: argparse.Namespace) -> dict:
-    from dreamgeo.cli import load_data
+    from dreamgeo.commands import load_data
     from dreamgeo.datasets.schema import ITEM, feature_key, modality_names, similarity_edge_type
     from dreamgeo.graph import build_relation_graphs, knn_recall, user_mean_features
 
@@ -119,7 +119,7 @@ def _graphs(args: argparse.Namespace) -> dict:
 def _dream(args: argparse.Namespace) -> dict:
     import torch
 
-    from dreamgeo.cli import load_data
+    from dreamgeo.commands import load_data
     from dreamgeo.graph import build_relation_graphs
     from dreamgeo.train import TrainConfig, Trainer
 

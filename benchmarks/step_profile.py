@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from dreamgeo.cli import load_data
+    from dreamgeo.commands import load_data
     from dreamgeo.train import TrainConfig, Trainer
 
     torch.manual_seed(0)

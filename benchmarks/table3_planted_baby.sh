@@ -23,7 +23,7 @@ for pair in "${pairs[@]}"; do
   row=${pair%%:*}
   seed=${pair##*:}
   echo "== $(date -u +%H:%M:%S) $row seed $seed"
-  python -m dreamgeo.cli experiment table3 --preset baby --tuned --ablations "$row" \
+  python -m dreamgeo.commands experiment table3 --preset baby --tuned --ablations "$row" \
     --seeds "$seed" --epochs 30 --patience 20 --out-root "$out"
   python benchmarks/collect_table3.py planted_baby --sync \
     > benchmarks/results/table3-tuned-planted_baby.md

@@ -24,7 +24,7 @@ for model in "${models[@]}"; do
   if grep -q '^knn_k:' "configs/$dataset/$model.yaml"; then
     search+=(--search knn_k=5,10)
   fi
-  python -m dreamgeo.cli tune --model "$model" "${data[@]}" \
+  python -m dreamgeo.commands tune --model "$model" "${data[@]}" \
     --config "configs/$dataset/$model.yaml" "${search[@]}" --sampler grid --trials 4 \
     --no-prune ${TUNE_ARGS:-} --out-dir "runs/tune/$dataset-$model-structure" \
     --study-name "$dataset-$model-structure" \

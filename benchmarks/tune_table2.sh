@@ -26,7 +26,7 @@ fi
 . benchmarks/tune_env.sh "$dataset"
 for model in "${models[@]}"; do
   echo "== $(date -u +%H:%M:%S) tuning $model on $dataset ($trials trials)"
-  python -m dreamgeo.cli tune --model "$model" "${data[@]}" --trials "$trials" \
+  python -m dreamgeo.commands tune --model "$model" "${data[@]}" --trials "$trials" \
     --timeout "${TIMEOUT:-1500}" --out-dir "runs/tune/$dataset-$model" \
     --export "configs/$dataset/$model.yaml" ${TUNE_ARGS:-}
 done

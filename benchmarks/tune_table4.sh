@@ -27,7 +27,7 @@ for model in "${models[@]}"; do
   base="runs/tune/$dataset-$model-bma/base.yaml"
   mkdir -p "$(dirname "$base")"
   grep -v '^bma' "configs/$dataset/$model.yaml" > "$base"
-  python -m dreamgeo.cli tune --model "$model" "${data[@]}" \
+  python -m dreamgeo.commands tune --model "$model" "${data[@]}" \
     --config "$base" --set bma=true --sampler grid --trials 9 --no-prune \
     --out-dir "runs/tune/$dataset-$model-bma" --export "configs/$dataset/$model-bma.yaml"
 done

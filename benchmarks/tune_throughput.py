@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     import optuna
 
+    from dreamgeo.commands import default_cache_dir
     from dreamgeo.datasets.source import load_source, resolve_source
-    from dreamgeo.train_command import default_cache_dir
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     header = machine_header("cpu") + f"; optuna {optuna.__version__}"

@@ -45,7 +45,7 @@ def help_text(command: str) -> str:
     root = str(Path(__file__).resolve().parent.parent)
     if root not in sys.path:
         sys.path.insert(0, root)
-    from dreamgeo.cli import build_parser
+    from dreamgeo.commands import build_parser
 
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = str(WIDTH)  # argparse wraps to the terminal width

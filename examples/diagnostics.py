@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from dreamgeo.cli import build_model, build_parser, load_data
+from dreamgeo.commands import build_parser, load_data, model_from_arguments
 from dreamgeo.diagnostics import (
     DualRepresentationDiagnostics,
     plot_behavior_modal_cosine,
@@ -78,7 +78,7 @@ def _run(
     checkpoint = run_dir / CHECKPOINT_NAME
     done = (run_dir / "metrics.jsonl").exists() and checkpoint.exists()
     torch.manual_seed(train_args["seed"])
-    model = build_model(train_args["model"], data, train_args, cache_dir=cache_dir)
+    model = model_from_arguments(train_args["model"], data, train_args, cache_dir=cache_dir)
     if done and not force:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model.load_state_dict(state["best"]["state"] or state["model"])

@@ -28,7 +28,7 @@ which is ``dreamgeo experiment NAME ...`` (options: ``dreamgeo experiment --help
 
 import sys
 
-from dreamgeo.cli import main
+from dreamgeo.commands import main
 
 
 def _argv(args: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ import sys
 
 import pytest
 
-from dreamgeo import cli
+from dreamgeo import commands
 
 
 class DataTouched(Exception):
@@ -50,7 +50,7 @@ def no_data(monkeypatch):
 
 def run_error(argv, capsys) -> str:
     with pytest.raises(SystemExit) as raised:
-        cli.main(argv)
+        commands.main(argv)
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -154,7 +154,9 @@ def test_dataset_folder_without_inter_file(tmp_path, capsys, no_data):
 )
 def test_valid_flags_reach_the_data_loading(tmp_path, no_data, flags, expected):
     with pytest.raises(DataTouched):
-        cli.main(["train", "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "r"), *flags])
+        commands.main(
+            ["train", "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "r"), *flags]
+        )
     source = no_data[0]
     assert (source.kind, source.name, source.preset) == expected
     assert source.root == str(tmp_path) and source.data_seed == 0
@@ -170,7 +172,7 @@ def test_modalities_of_a_dataset_folder_come_from_its_sidecar(tmp_path, capsys, 
     )
     assert no_data == []
     with pytest.raises(DataTouched):  # consistent flags pass on to loading the files
-        cli.main([*argv, "--ablation", "no_image_encoder", "--out-dir", str(tmp_path / "r")])
+        commands.main([*argv, "--ablation", "no_image_encoder", "--out-dir", str(tmp_path / "r")])
     assert no_data[0].name == "shop"
 
 
@@ -184,7 +186,7 @@ def test_recommend_and_generate_flags(tmp_path, capsys, no_data):
 
 def test_console_entry_point_prints_one_error_line(tmp_path):
     completed = subprocess.run(
-        [sys.executable, "-m", "dreamgeo.cli", "train", "--knn-k", "0"],
+        [sys.executable, "-m", "dreamgeo.commands", "train", "--knn-k", "0"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

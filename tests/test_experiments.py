@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from dreamgeo.cli import build_parser
+from dreamgeo.commands import build_parser
+from dreamgeo.commands.experiment_runner import ExperimentRunner
 from dreamgeo.config import given_hparam_flags, resolve_run
 from dreamgeo.experiments import (
     GRID,
     TABLE2_MODELS,
-    ExperimentRunner,
     RunSpec,
     ablation_runs,
     bma_plugin_runs,
@@ -139,7 +139,7 @@ def test_runner_trains_reuses_and_refuses_stale_results(tmp_path, capsys):
 
 
 def test_experiment_command_writes_markdown_and_csv(tmp_path):
-    from dreamgeo.cli import main
+    from dreamgeo.commands import main
 
     out = tmp_path / "runs"
     code = main(
@@ -170,7 +170,7 @@ def test_experiment_command_writes_markdown_and_csv(tmp_path):
 
 def test_figures_are_drawn_from_the_experiment_runs(tmp_path):
     pytest.importorskip("matplotlib")
-    from dreamgeo.experiments.command import draw_figures
+    from dreamgeo.commands.experiment import draw_figures
 
     common = ["--preset", "tiny", "--data-root", str(tmp_path / "data"), "--epochs", "2"]
     runner = ExperimentRunner(tmp_path / "runs", common)
@@ -190,7 +190,7 @@ def test_figures_are_drawn_from_the_experiment_runs(tmp_path):
 
 
 def test_report_only_tables_finished_runs_without_training(tmp_path, capsys):
-    from dreamgeo.cli import main
+    from dreamgeo.commands import main
 
     common = ["--preset", "tiny", "--data-root", str(tmp_path / "data"), "--epochs", "1"]
     ExperimentRunner(tmp_path / "runs", common).run(RunSpec("bpr"))
@@ -207,7 +207,7 @@ def test_report_only_tables_finished_runs_without_training(tmp_path, capsys):
 
 
 def test_tuned_table2_trains_from_the_committed_configs(tmp_path, capsys):
-    from dreamgeo.cli import main
+    from dreamgeo.commands import main
     from dreamgeo.config import write_config
 
     configs = tmp_path / "configs" / "planted_tiny"
@@ -229,7 +229,7 @@ def test_tuned_table2_trains_from_the_committed_configs(tmp_path, capsys):
 
 
 def test_train_prints_the_best_tuned_baseline_and_its_own_tuned_result():
-    from dreamgeo.train_command import _best_baseline_table
+    from dreamgeo.commands.train import _best_baseline_table
 
     root = Path(__file__).resolve().parent.parent / "configs" / "scientific"
     rows = {row["model"]: row for row in json.loads((root / "table2.json").read_text())}

@@ -214,7 +214,7 @@ def test_bad_config_files(tmp_path):
 def test_cli_refuses_before_anything_runs(tmp_path, argv, message):
     out = tmp_path / "run"
     process = subprocess.run(
-        [sys.executable, "-m", "dreamgeo.cli", "train", *argv, "--out-dir", str(out)],
+        [sys.executable, "-m", "dreamgeo.commands", "train", *argv, "--out-dir", str(out)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -229,7 +229,7 @@ def test_experiment_set_is_checked_for_every_run(tmp_path):
         [
             sys.executable,
             "-m",
-            "dreamgeo.cli",
+            "dreamgeo.commands",
             "experiment",
             "table2",
             "--models",
@@ -250,7 +250,15 @@ def test_experiment_set_is_checked_for_every_run(tmp_path):
 
 def test_list_hparams_prints_the_declaration():
     process = subprocess.run(
-        [sys.executable, "-m", "dreamgeo.cli", "train", "--model", "freedom", "--list-hparams"],
+        [
+            sys.executable,
+            "-m",
+            "dreamgeo.commands",
+            "train",
+            "--model",
+            "freedom",
+            "--list-hparams",
+        ],
         capture_output=True,
         text=True,
         check=True,

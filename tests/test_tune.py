@@ -18,7 +18,7 @@ import optuna
 import pytest
 import torch
 
-from dreamgeo.cli import main
+from dreamgeo.commands import main
 from dreamgeo.hparams import HParams
 from dreamgeo.models import get_model
 from dreamgeo.train import TuneError, Tuner
@@ -69,7 +69,7 @@ def _states(db):
 
 def test_sigkill_mid_trial_resumes_without_losing_or_repeating(dirs, capsys):
     out = dirs["base"] / "killed"
-    command = [sys.executable, "-m", "dreamgeo.cli", "tune", *_data_flags(dirs)]
+    command = [sys.executable, "-m", "dreamgeo.commands", "tune", *_data_flags(dirs)]
     command += ["--model", "lightgcn", "--sampler", "grid", "--trials", "3", "--no-prune"]
     command += ["--epochs", "10", "--patience", "10", "--out-dir", str(out)]
     # one thread everywhere: the trials (killed process), the resumed study (this process)

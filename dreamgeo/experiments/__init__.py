@@ -1,8 +1,8 @@
 r"""The paper's experiments (Tables 2-4, the hyper-parameter grid, repeated seeds) as
-runs of ``dreamgeo train`` and the tables made from their results."""
+runs of ``dreamgeo train`` and the tables made from their results; ``dreamgeo
+experiment`` (:mod:`dreamgeo.commands.experiment`) trains the runs."""
 
 from dreamgeo.experiments.report import Table
-from dreamgeo.experiments.runner import ExperimentRunner, RunFailed
 from dreamgeo.experiments.spec import (
     EXPERIMENTS,
     GRID,
@@ -19,8 +19,6 @@ from dreamgeo.experiments.spec import (
 
 __all__ = [
     "RunSpec",
-    "ExperimentRunner",
-    "RunFailed",
     "Table",
     "EXPERIMENTS",
     "GRID",

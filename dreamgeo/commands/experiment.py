@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from dreamgeo.commands.common import configs_root, load_run
+from dreamgeo.commands.experiment_runner import ExperimentRunner
 from dreamgeo.experiments.report import (
     MODEL_LABELS,
     Table,
@@ -19,7 +21,6 @@ from dreamgeo.experiments.report import (
     overall_table,
     seed_table,
 )
-from dreamgeo.experiments.runner import ExperimentRunner
 from dreamgeo.experiments.spec import (
     EXPERIMENTS,
     TABLE2_MODELS,
@@ -33,7 +34,7 @@ from dreamgeo.experiments.spec import (
     seed_runs,
 )
 
-__all__ = ["add_experiment_parser", "run_experiment"]
+__all__ = ["add_experiment_parser", "run_experiment", "draw_figures"]
 
 # flags passed through to every run when given
 _PASSED_ON = ("epochs", "patience", "lr", "batch_size", "max_time", "device", "data_seed")
@@ -145,11 +146,6 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
     )
     parser.set_defaults(func=run_experiment, models_known=sorted(MODELS))
     return parser
-
-
-def configs_root() -> Path:
-    r"""The repository's ``configs/`` folder of tuned configurations."""
-    return Path(__file__).resolve().parents[2] / "configs"
 
 
 def _tuned(spec: RunSpec, folder: Path) -> RunSpec:
@@ -300,7 +296,6 @@ def draw_figures(
     A run is looked up in ``out_root`` first, then in each of :obj:`extra_roots`.
     """
     from dreamgeo.diagnostics import plot_behavior_modal_cosine, plot_dual_tsne, plot_forgetting
-    from dreamgeo.train_command import load_run
 
     roots = [out_root, *(extra_roots or [])]
 

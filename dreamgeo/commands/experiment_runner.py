@@ -63,7 +63,7 @@ class ExperimentRunner:
 
     def command(self, spec: RunSpec, resume: bool = False, overwrite: bool = False) -> list[str]:
         r"""The full command line of ``spec``."""
-        argv = [sys.executable, "-m", "dreamgeo.cli", "train", *self.common_argv, *spec.argv()]
+        argv = [sys.executable, "-m", "dreamgeo.commands", "train", *self.common_argv, *spec.argv()]
         argv += ["--out-dir", str(self.out_root / spec.name)]
         if not self.progress:
             argv.append("--no-progress")
@@ -77,9 +77,9 @@ class ExperimentRunner:
         r"""What ``spec`` will run with, as ``dreamgeo train`` resolves it: the model,
         the data and every hyper-parameter value (checked: a key the model does not take
         raises :class:`~dreamgeo.hparams.HParamError` here, before anything runs)."""
+        from dreamgeo.commands.train import train_parser
         from dreamgeo.config import given_hparam_flags, join_negative_values, resolve_run
         from dreamgeo.datasets.source import resolve_source
-        from dreamgeo.train_command import train_parser
 
         argv = join_negative_values(["train", *self.common_argv, *spec.argv()])
         args = train_parser().parse_args(argv)

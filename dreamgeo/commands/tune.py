@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from dreamgeo.argtypes import non_negative_int, positive_float, positive_int
-from dreamgeo.train_command import add_data_arguments
+from dreamgeo.commands.common import add_data_arguments, default_cache_dir
 
 __all__ = ["add_tune_parser", "parse_searches", "run_tune"]
 
@@ -197,7 +197,6 @@ def run_tune(args: argparse.Namespace) -> int:
     from dreamgeo.config import resolve_run
     from dreamgeo.datasets.source import load_source, resolve_source
     from dreamgeo.train.tune import Tuner
-    from dreamgeo.train_command import default_cache_dir
 
     flags = {name: getattr(args, name) for name in ("epochs", "patience")}
     flags = {name: value for name, value in flags.items() if value is not None}
