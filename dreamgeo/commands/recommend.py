@@ -1,4 +1,6 @@
-r"""``dreamgeo recommend``: writes each user's top-K unseen items of a trained run."""
+r"""``dreamgeo recommend``: writes each user's top-K unseen items of a trained run,
+ranked by :meth:`dreamgeo.train.FullRankEvaluator.top_items` (the ranking the metrics
+are computed from: training items masked, best first)."""
 
 from __future__ import annotations
 
@@ -34,37 +36,40 @@ def add_recommend_parser(commands) -> argparse.ArgumentParser:
 def run_recommend(args: argparse.Namespace) -> int:
     r"""Runs ``dreamgeo recommend`` with the parsed ``args``."""
     from dreamgeo.datasets.schema import INTERACTS, USER
-    from dreamgeo.train import resolve_device
+    from dreamgeo.train import FullRankEvaluator, resolve_device
 
     model, data = load_run(args.run_dir)
     device = resolve_device(args.device)
     model = model.to(device).eval()
-    user_emb, item_emb = model.embeddings()
-    user, item = data[INTERACTS].edge_index.to(device)
-    num_items = item_emb.size(0)
+    with torch.no_grad():
+        user_emb, item_emb = model.embeddings()
+    num_users, num_items = user_emb.size(0), item_emb.size(0)
     top_k = min(args.top_k, num_items)
-    seen_key = torch.sort(user * num_items + item).values
+    store = data[INTERACTS]
+    # the trainer's evaluator; its ranking masks the training items (the splits are unused)
+    evaluator = FullRankEvaluator(
+        store.edge_index.to(device),
+        {"valid": store.val_edge_index.to(device), "test": store.test_edge_index.to(device)},
+        num_users,
+        num_items,
+        ks=(top_k,),
+        batch_size=args.batch_size,
+    )
+    item_emb_t = item_emb.t()
+
+    def scores(users: torch.Tensor) -> torch.Tensor:
+        return user_emb[users.to(device)] @ item_emb_t
+
     original = data[USER].get("original_id", torch.arange(data[USER].num_nodes))
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "w") as handle:
         handle.write("userID\titemIDs\n")
-        for start in range(0, user_emb.size(0), args.batch_size):
-            users = torch.arange(
-                start, min(start + args.batch_size, user_emb.size(0)), device=device
-            )
-            scores = user_emb[users] @ item_emb.t()
-            lo = torch.searchsorted(seen_key, users * num_items)
-            hi = torch.searchsorted(seen_key, (users + 1) * num_items)
-            counts = hi - lo
-            rows = torch.repeat_interleave(torch.arange(users.numel(), device=device), counts)
-            offsets = torch.repeat_interleave(lo - (counts.cumsum(0) - counts), counts)
-            keys = seen_key[offsets + torch.arange(rows.numel(), device=device)]
-            scores[rows, keys % num_items] = -torch.inf
-            top = scores.topk(top_k, dim=1).indices.cpu().tolist()
-            ids = original[users.cpu()].tolist()
+        for users in torch.arange(num_users).split(args.batch_size):
+            top = evaluator.top_items(scores, users, top_k).cpu().tolist()
+            ids = original[users].tolist()
             handle.writelines(
                 f"{uid}\t{','.join(map(str, items))}\n" for uid, items in zip(ids, top)
             )
-    print(f"dreamgeo: wrote the top-{top_k} unseen items of {user_emb.size(0)} users to {output}")
+    print(f"dreamgeo: wrote the top-{top_k} unseen items of {num_users} users to {output}")
     return 0
