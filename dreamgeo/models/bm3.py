@@ -164,7 +164,7 @@ class BM3(BMAPlugin, Recommender):
         train_features: bool = True,
         bma: BMALoss | None = None,
     ):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, edge_index, features)
         if embedding_dim <= 0 or num_layers < 0:
             raise ValueError(
                 f"BM3: need embedding_dim > 0 and num_layers >= 0, got {embedding_dim} and "

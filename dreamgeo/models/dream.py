@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from dreamgeo.checks import check_edge_index
+from dreamgeo.datasets.hetero_input import canonical_hetero
 from dreamgeo.datasets.schema import (
     INTERACTS,
     ITEM,
@@ -26,6 +28,7 @@ from dreamgeo.models.modal_inputs import (
     NEGATIVE_CANDIDATES,
     image_text_weights,
     propagate_layers,
+    user_mean_operator,
 )
 from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bma_loss import BMALoss
@@ -577,7 +580,7 @@ class DREAM(Recommender):
         if not 0.0 < bma_decay <= 1.0:
             raise ValueError(f"DREAM: bma_decay must be in (0, 1], got {bma_decay}")
         data = _as_hetero_data(data, num_users, num_items, edge_index, features, relation_graphs)
-        super().__init__(data[USER].num_nodes, data[ITEM].num_nodes)
+        super().__init__(data[USER].num_nodes, data[ITEM].num_nodes, data[INTERACTS].edge_index)
         modalities = modality_names(data)
         if not modalities:
             raise ValueError("DREAM needs at least one modality (data['item'].x_<m>)")
@@ -685,20 +688,15 @@ class DREAM(Recommender):
         train_edges = data[INTERACTS].edge_index.long()
         self.register_buffer("edge_index", train_edges, persistent=False)
         self.conv = BipartiteLGConv(cached=True)
+        # forward(edge_index) propagates over a graph given at call time, never cached
+        self.inference_conv = BipartiteLGConv(cached=False)
         self.pruning = (
             EpochEdgePruning(train_edges, self.num_users, self.num_items, edge_dropout)
             if edge_dropout > 0
             else None
         )
 
-        user, item = train_edges
-        user_degree = torch.bincount(user, minlength=self.num_users).clamp(min=1)
-        self.user_mean = SparseOperator(
-            user,
-            item,
-            1.0 / user_degree[user].float(),
-            (self.num_users, self.num_items),
-        )
+        self.user_mean = user_mean_operator(train_edges, self.num_users, self.num_items)
 
         use_item_graph = use_relation_graphs and relation_graph_sides in ("both", "item")
         # users built from their items need no user-user graph
@@ -854,14 +852,22 @@ class DREAM(Recommender):
             self.num_layers,
         )
 
-    def modal(self, behavior: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    def modal(
+        self,
+        behavior: tuple[Tensor, Tensor] | None = None,
+        user_mean: SparseOperator | None = None,
+    ) -> tuple[Tensor, Tensor]:
         r"""The modal line: :math:`\bar{\mathbf{E}}_M^u, \bar{\mathbf{E}}_M^i`.
 
         Args:
             behavior (tuple[Tensor, Tensor], optional): :meth:`behavior`'s output, the
                 gates' input with ``gate_input="behavior"`` (computed when missing).
                 (default: :obj:`None`)
+            user_mean (SparseOperator, optional): The operator averaging item rows to
+                users, :math:`\mathbf{R}_{mean}`. (default: :obj:`None`, the training
+                graph's)
         """
+        user_mean = self.user_mean if user_mean is None else user_mean
         if self.gate_input == "behavior":
             user_gate, item_gate = behavior if behavior is not None else self.behavior()
         else:
@@ -874,7 +880,7 @@ class DREAM(Recommender):
                 continue
             user, item = encoder(
                 self.features(m),
-                self.user_mean,
+                user_mean,
                 user_gate,
                 item_gate,
                 self.user_graphs[m] if m in self.user_graphs else None,
@@ -883,7 +889,7 @@ class DREAM(Recommender):
             user_modal = weight * user if user_modal is None else user_modal + weight * user
             item_modal = weight * item if item_modal is None else item_modal + weight * item
         if self.user_modal == "items":
-            user_modal = self.user_mean(item_modal)
+            user_modal = user_mean(item_modal)
         return user_modal, item_modal
 
     def _step_modal_weights(self) -> dict[str, float]:
@@ -901,12 +907,15 @@ class DREAM(Recommender):
         return {m: kept.get(m, 0.0) / total for m in self.modalities}
 
     def representations(
-        self, graph: tuple[BipartiteLGConv, Tensor] | None = None
+        self,
+        graph: tuple[BipartiteLGConv, Tensor] | None = None,
+        user_mean: SparseOperator | None = None,
     ) -> DualRepresentation:
         r"""Both representations of every user and item (the behaviour line over
-        ``graph``, default the full training graph)."""
+        ``graph``, default the full training graph; users' modal features averaged by
+        ``user_mean``, default the training graph's)."""
         behavior = self.behavior(graph)
-        return DualRepresentation(*behavior, *self.modal(behavior))
+        return DualRepresentation(*behavior, *self.modal(behavior, user_mean))
 
     def dual_representations(self) -> DualRepresentation:
         r"""Same as :meth:`representations`; the name the baselines with a BMA plug-in
@@ -933,8 +942,29 @@ class DREAM(Recommender):
         training epoch :math:`t =` :obj:`epoch`."""
         self.bma_scale = bma_decay_factor(self.bma_decay, epoch)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
-        rep = self.representations()
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""Final user and item representations (scores are their inner products).
+
+        Args:
+            edge_index (torch.Tensor, optional): User-item interactions ``[2, E]`` to
+                compute them from instead of the training graph, e.g. the training graph
+                plus a user's new clicks: the behaviour line propagates over it and users'
+                modal features average their items in it, with no retraining. The
+                relation graphs (Eq. 5-6) stay those built at construction.
+                (default: :obj:`None`, the training graph)
+        """
+        if edge_index is None:
+            rep = self.representations()
+        else:
+            edge_index = check_edge_index(
+                edge_index, self.num_users, self.num_items, "edge_index", "DREAM.forward"
+            ).to(self.user_embedding.weight.device)
+            rep = self.representations(
+                (self.inference_conv, edge_index),
+                user_mean_operator(edge_index, self.num_users, self.num_items).to(
+                    edge_index.device
+                ),
+            )
         return (
             self._scoring_users(self.fuse(rep.user_behavior, rep.user_modal)),
             self._scoring_items(self.fuse(rep.item_behavior, rep.item_modal)),
@@ -1056,28 +1086,24 @@ def _as_hetero_data(
     features: Mapping[str, Tensor] | None,
     relation_graphs: Mapping[tuple[str, str], tuple[Tensor, Tensor]] | None,
 ) -> HeteroData:
+    # always a checked copy: the caller's data never gains the graphs built here
     if data is not None:
-        return data
+        return canonical_hetero(data, owner="DREAM")
     if num_users is None or num_items is None or edge_index is None or not features:
         raise ValueError(
             "DREAM needs either a HeteroData or num_users, num_items, edge_index and features"
         )
     data = HeteroData()
-    data[USER].num_nodes = int(num_users)
-    data[ITEM].num_nodes = int(num_items)
+    data[USER].num_nodes = num_users
+    data[ITEM].num_nodes = num_items
     data[INTERACTS].edge_index = edge_index
     for m, x in features.items():
-        if x.dim() != 2 or x.size(0) != num_items:
-            raise ValueError(
-                f"DREAM: features['{m}'] must have shape [num_items={num_items}, d], "
-                f"got {tuple(x.shape)}"
-            )
         data[ITEM][feature_key(m)] = x
     for (node_type, m), (graph_index, graph_weight) in (relation_graphs or {}).items():
         store = data[similarity_edge_type(node_type, m)]
         store.edge_index = graph_index
         store.edge_weight = graph_weight
-    return data
+    return canonical_hetero(data, owner="DREAM")
 
 
 def _ensure_relation_graphs(

@@ -199,7 +199,7 @@ class DualGNN(Recommender):
         knn_k: int = 40,
         reg_weight: float = 1e-3,
     ):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, edge_index, features)
         if embedding_dim <= 0 or num_layers < 0:
             raise ValueError(
                 f"DualGNN: need embedding_dim > 0 and num_layers >= 0, got {embedding_dim} "

@@ -247,7 +247,7 @@ class LATTICE(BMAPlugin, Recommender):
         train_features: bool = True,
         bma: BMALoss | None = None,
     ):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, edge_index, features, item_graphs)
         _check_arguments(knn_k, lambda_coeff)
         if embedding_dim <= 0 or feat_embed_dim <= 0 or num_layers < 0 or num_modal_layers < 0:
             raise ValueError(

@@ -202,7 +202,7 @@ class LGMRec(BMAPlugin, Recommender):
         tau: float = 0.2,
         bma: BMALoss | None = None,
     ):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, edge_index, features)
         if embedding_dim <= 0 or num_hyperedges <= 0:
             raise ValueError(
                 f"LGMRec: embedding_dim and num_hyperedges must be > 0, got {embedding_dim} "

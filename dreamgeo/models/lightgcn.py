@@ -78,7 +78,7 @@ class LightGCN(Recommender):
         num_layers: int = 2,
         reg_weight: float = 1e-4,
     ):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, edge_index)
         if num_layers < 0:
             raise ValueError(f"LightGCN: num_layers must be >= 0, got {num_layers}")
         self.embedding_dim = embedding_dim

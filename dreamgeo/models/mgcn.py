@@ -183,7 +183,7 @@ class MGCN(BMAPlugin, Recommender):
         item_bias: bool = False,
         bma: BMALoss | None = None,
     ):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, edge_index, features, item_graphs)
         if embedding_dim <= 0 or num_layers < 0 or num_modal_layers < 0:
             raise ValueError(
                 f"MGCN: need embedding_dim > 0 and layers >= 0, got {embedding_dim}, "

@@ -20,6 +20,8 @@ from typing import Any
 
 from torch_geometric.data import HeteroData
 
+from dreamgeo.datasets.hetero_input import canonical_hetero
+from dreamgeo.datasets.schema import INTERACTS
 from dreamgeo.hparams import MODEL, TRAIN, HParam, HParamError, HParams
 from dreamgeo.models.base import Recommender
 from dreamgeo.nn.bma_loss import BMALoss
@@ -236,7 +238,13 @@ class ModelInfo:
                 f"{self.name} does not take the option(s) {', '.join(refused)} (only "
                 f"{', '.join(self.runtime_options) or 'none'})"
             )
-        return self.cls.from_data(data, **model_values, **runtime)
+        # a checked copy: ids and features are validated before any native code runs,
+        # and graphs built for the model never land in the caller's data
+        data = canonical_hetero(data, owner=self.label)
+        model = self.cls.from_data(data, **model_values, **runtime)
+        if model.seen_edge_index is None:
+            model.seen_edge_index = data[INTERACTS].edge_index
+        return model
 
 
 def unknown_key_message(info: ModelInfo, key: str, source: str) -> str:

@@ -165,7 +165,7 @@ class SLMRec(BMAPlugin, Recommender):
         ssl_weight: float = 0.1,
         bma: BMALoss | None = None,
     ):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, edge_index, features)
         if embedding_dim <= 1 or embedding_dim % 2 or num_layers < 0:
             raise ValueError(
                 f"SLMRec: need an even embedding_dim >= 2 and num_layers >= 0, got "

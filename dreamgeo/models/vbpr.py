@@ -99,7 +99,7 @@ class VBPR(BMAPlugin, Recommender):
         reg_weight: float = 1e-2,
         bma: BMALoss | None = None,
     ):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, features=features)
         if isinstance(features, Mapping):
             features = torch.cat([x.float() for x in features.values()], dim=-1)
         if features.dim() != 2 or features.size(0) != num_items:

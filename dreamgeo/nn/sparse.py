@@ -15,6 +15,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from dreamgeo.checks import check_index, check_values
+
 __all__ = ["SparseOperator", "sparse_matmul"]
 
 warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
@@ -77,8 +79,16 @@ class SparseOperator(torch.nn.Module):
 
     def __init__(self, row: Tensor, col: Tensor, value: Tensor, size: tuple[int, int]):
         super().__init__()
-        value = value.to(torch.float32)
         self.size = (int(size[0]), int(size[1]))
+        # sparse construction trusts its indices: an id past the end corrupts memory
+        row = check_index(row, self.size[0], "row", "SparseOperator")
+        col = check_index(col, self.size[1], "col", "SparseOperator")
+        if not (row.numel() == col.numel() == value.numel()):
+            raise ValueError(
+                f"SparseOperator: row, col and value must have one entry per non-zero, got "
+                f"{row.numel()}, {col.numel()} and {value.numel()}"
+            )
+        value = check_values(value.to(torch.float32), "value", "SparseOperator")
         self.register_buffer("matrix", _to_csr(row, col, value, self.size), False)
         self.register_buffer(
             "matrix_t", _to_csr(col, row, value, (self.size[1], self.size[0])), False
