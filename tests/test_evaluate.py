@@ -286,6 +286,9 @@ def test_format_metrics_table():
     assert lines[3].startswith("| test | 0.3000")
     with pytest.raises(KeyError, match="map@10"):
         format_metrics_table(results, metrics=("map",))
+    short = format_metrics_table(results, short=True).splitlines()
+    assert short[0] == "| split | R@10 | R@20 | N@10 | N@20 |"
+    assert short[1:] == lines[1:]
 
 
 def test_invalid_arguments_are_reported():

@@ -26,6 +26,7 @@ from dreamgeo.commands.common import (
 )
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, modality_names
 from dreamgeo.train.checkpoint import atomic_write_text
+from dreamgeo.train.evaluate import format_metrics_table
 
 __all__ = ["add_train_parser", "train_parser", "model_from_arguments", "run_train"]
 
@@ -147,24 +148,12 @@ def _list_hparams(info) -> str:
 
 
 def _results_table(result, model_name: str, data_info: str) -> str:
-    rows = [
+    return (
         f"{model_name} on {data_info}: best epoch {result.best_epoch} "
         f"({len(result.history)} epochs run, {result.epoch_time:.2f} s/epoch training, "
-        f"{result.eval_time:.2f} s/evaluation)",
-        "",
-        "| split | R@10 | R@20 | N@10 | N@20 |",
-        "|---|---|---|---|---|",
-    ]
-    for split in ("valid", "test"):
-        metrics = getattr(result, split)
-        rows.append(
-            f"| {split} | "
-            + " | ".join(
-                f"{metrics[key]:.4f}" for key in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
-            )
-            + " |"
-        )
-    return "\n".join(rows)
+        f"{result.eval_time:.2f} s/evaluation)\n\n"
+        + format_metrics_table({"valid": result.valid, "test": result.test}, short=True)
+    )
 
 
 def _init_distributed(device: str) -> int:
@@ -346,13 +335,8 @@ def _best_baseline_table(dataset: str, model: str) -> str | None:
         f"{dataset}: {best['label']} (configs/{dataset}/"
         f"{best['model']}.yaml, from {path.name})",
         "",
-        "| split | R@10 | R@20 | N@10 | N@20 |",
-        "|---|---|---|---|---|",
+        format_metrics_table({"valid": best["valid"], "test": best["test"]}, short=True),
     ]
-    for split in ("valid", "test"):
-        metrics = best[split]
-        keys = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
-        lines.append(f"| {split} | " + " | ".join(f"{metrics[k]:.4f}" for k in keys) + " |")
     own = next((row for row in rows if row["model"] == model), None)
     if own is not None:
         lines += [

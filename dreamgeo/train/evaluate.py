@@ -471,25 +471,33 @@ class FullRankEvaluator:
         return self.evaluate_scores(dot_scores, users, distributed)
 
 
+# column headers of format_metrics_table(..., short=True)
+_SHORT_NAMES = {"recall": "R", "ndcg": "N", "precision": "P", "map": "MAP"}
+
+
 def format_metrics_table(
     results: Mapping[str, Mapping[str, float]],
     ks: Sequence[int] = (10, 20),
     metrics: Sequence[str] = ("recall", "ndcg"),
     digits: int = 4,
+    short: bool = False,
 ) -> str:
     r"""A markdown table of evaluation results, one row per split.
 
     Args:
         results (Mapping[str, Mapping[str, float]]): The output of
-            :meth:`FullRankEvaluator.evaluate`.
+            :meth:`FullRankEvaluator.evaluate`, or any split name to metric values.
         ks (Sequence[int], optional): The cut-offs to show. (default: :obj:`(10, 20)`)
         metrics (Sequence[str], optional): The metrics to show, each column
             ``f"{metric}@{K}"``. (default: :obj:`("recall", "ndcg")`)
         digits (int, optional): Decimal places. (default: :obj:`4`)
+        short (bool, optional): Head the columns ``R@K``, ``N@K``, ``P@K`` and
+            ``MAP@K`` instead of ``recall@K``, ``ndcg@K``, ... (default: :obj:`False`)
     """
     columns = [f"{metric}@{k}" for metric in metrics for k in ks]
+    names = [f"{_SHORT_NAMES.get(m, m) if short else m}@{k}" for m in metrics for k in ks]
     lines = [
-        "| split | " + " | ".join(columns) + " |",
+        "| split | " + " | ".join(names) + " |",
         "|---|" + "---:|" * len(columns),
     ]
     for split, values in results.items():

@@ -43,6 +43,7 @@ from dreamgeo.datasets.source import data_checksum
 from dreamgeo.hparams import HParam
 from dreamgeo.models import ModelInfo
 from dreamgeo.train.checkpoint import atomic_write_text
+from dreamgeo.train.evaluate import format_metrics_table
 from dreamgeo.train.trainer import TrainConfig, Trainer
 
 try:  # fcntl locks are released by the kernel when their process dies, even by SIGKILL
@@ -1032,14 +1033,8 @@ class Tuner:
             f"{verdict}. Test metrics are reported for this configuration only and were not "
             "used to choose it.",
             "",
-            "| split | R@10 | R@20 | N@10 | N@20 |",
-            "|---|---|---|---|---|",
+            format_metrics_table({"valid": record["valid"], "test": record["test"]}, short=True),
         ]
-        for split in ("valid", "test"):
-            metrics = record[split]
-            lines.append(
-                f"| {split} | " + " | ".join(f"{metrics[k]:.4f}" for k in _REPORTED) + " |"
-            )
         text = "\n".join(lines) + "\n"
         atomic_write_text(text, self.out_dir / "best_result.md")
         self.log(
