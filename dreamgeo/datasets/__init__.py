@@ -21,6 +21,7 @@ from dreamgeo.datasets.planted import (
     write_planted,
 )
 from dreamgeo.datasets.planted_oracle import planted_oracle_factors, planted_posterior_factors
+from dreamgeo.datasets.prepare import PrepareSummary, prepare_dataset
 from dreamgeo.datasets.schema import *  # noqa: F403
 from dreamgeo.datasets.schema import __all__ as _schema_all
 
@@ -39,5 +40,7 @@ __all__ = [
     "PlantedData",
     "planted_oracle_factors",
     "planted_posterior_factors",
+    "prepare_dataset",
+    "PrepareSummary",
     *_schema_all,
 ]
