@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamgeo.graph import build_relation_graphs, knn_graph_cosine, knn_recall
-from dreamgeo.graph.knn_torch_ivf import bfloat16_is_fast
+from dreamgeo.graph import build_relation_graphs, knn_graph_cosine, knn_recall, knn_torch_ivf
 
 
 def clustered(n: int, d: int, clusters: int, noise: float, seed: int) -> np.ndarray:
@@ -66,13 +65,47 @@ def test_ivf_lists_reach_high_recall_and_keep_the_conventions():
     assert knn_recall(x, 10, edge_index, sample=500) > 0.95
 
 
-def test_high_dimensional_rows_use_bfloat16_where_fast_and_rerank_to_exact():
-    x = clustered(1500, 1500, clusters=20, noise=0.6, seed=2)
+@pytest.mark.parametrize("nlist,nprobe", [(1, None), (20, 2)])  # all rows / list scans
+def test_high_dimensional_rows_use_bfloat16_where_fast_and_rerank_to_exact(
+    monkeypatch, caplog, nlist, nprobe
+):
+    x = clustered(1500, 1024, clusters=20, noise=0.6, seed=2)
     expected, _ = brute_force(x, 10)
-    edge_index = knn_graph_cosine(x, 10, mode="ivf", backend="torch_ivf", nlist=1)
-    # bfloat16 products only rank the candidates; float32 re-scoring decides
-    assert overlap(neighbours(edge_index, 1500, 10), expected) > 0.99
-    assert isinstance(bfloat16_is_fast("cpu"), bool)
+    unit = x.astype(np.float64) / np.linalg.norm(x, axis=1, keepdims=True)
+    found = {}
+    for fast in (True, False):  # both paths, whatever this machine measures
+        monkeypatch.setattr(knn_torch_ivf, "bfloat16_is_fast", lambda device_type, f=fast: f)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="dreamgeo.graph.knn"):
+            edge_index, score = knn_graph_cosine(
+                x,
+                10,
+                mode="ivf",
+                backend="torch_ivf",
+                nlist=nlist,
+                nprobe=nprobe,
+                return_scores=True,
+            )
+        dtype = "bfloat16" if fast else "float32"
+        (message,) = [r.getMessage() for r in caplog.records if "torch IVF" in r.getMessage()]
+        assert f"({dtype})" in message
+        assert ("all rows were compared" in message) == (nlist == 1)
+        found[fast] = neighbours(edge_index, 1500, 10)
+        # the products only rank the candidates: float32 re-scoring decides, so the
+        # scores are the exact cosines of the neighbours returned, best first
+        exact = np.einsum("id,ikd->ik", unit, unit[found[fast]])
+        np.testing.assert_allclose(score.view(1500, 10).numpy(), exact, atol=1e-5)
+        assert (np.diff(exact, axis=1) <= 1e-6).all()
+        assert overlap(found[fast], expected) > 0.99
+    # ranking in bfloat16 finds the neighbours ranking in float32 finds
+    assert overlap(found[True], found[False]) > 0.99
+
+    # below 1024 dimensions float32 products are faster whatever bfloat16's speed
+    monkeypatch.setattr(knn_torch_ivf, "bfloat16_is_fast", lambda device_type: True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dreamgeo.graph.knn"):
+        knn_graph_cosine(x[:200, :1023], 5, mode="ivf", backend="torch_ivf", nlist=1)
+    assert any("(float32)" in r.getMessage() for r in caplog.records)
 
 
 def test_rows_whose_probed_lists_are_short_are_searched_exhaustively():
