@@ -161,6 +161,19 @@ def test_parquet(tmp_path):
     )
     table = read_item_features(tmp_path / "f.parquet")
     assert table.ids.tolist() == ["x", "y", "z"] and table.features.shape == (3, 2)
+    # or one column per dimension; pandas' saved index column is not a dimension
+    pq.write_table(
+        pa.table({"id": [7, 8], "a": [1.0, 2.0], "b": [3, 4], "__index_level_0__": [5, 6]}),
+        tmp_path / "g.parquet",
+    )
+    table = read_item_features(tmp_path / "g.parquet")
+    assert table.ids.tolist() == ["7", "8"] and table.features.tolist() == [[1, 3], [2, 4]]
+    # a native timestamp column becomes POSIX seconds; a missing column lists the others
+    moments = pa.array([0, 86400], type=pa.int64()).cast(pa.timestamp("s"))
+    pq.write_table(pa.table({"u": ["a", "b"], "i": ["x", "x"], "t": moments}), tmp_path / "h.pq")
+    assert read_interactions(tmp_path / "h.pq", "u", "i", "t").timestamps.tolist() == [0, 86400]
+    with pytest.raises(ValueError, match=r"h.pq: no item column 'item'; the columns are"):
+        read_interactions(tmp_path / "h.pq", "u", "item")
 
 
 def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
@@ -412,6 +425,13 @@ def test_temporal_prepare_writes_the_cut(tmp_path):
     assert summary.split_sizes == {"train": 8, "valid": 1, "test": 1}
     _, written = read_inter(tmp_path / "data" / "toy", "toy")
     assert {(r[2], r[3]) for r in written if r[3] != "0"} == {("9", "1"), ("10", "2")}
+    # the test row's user has no training row: the loader would drop it, so it is an error
+    rows[-1] = ("newcomer", "i10", 10)
+    write_csv(path, ["u", "i", "t"], rows)
+    with pytest.raises(ValueError, match="all 1 test interactions belong to users without"):
+        small_prepare(
+            tmp_path, path, user_col="u", item_col="i", time_col="t", split="temporal", name="n"
+        )
 
 
 # --- feature files and missing features ----------------------------------------------------

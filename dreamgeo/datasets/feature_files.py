@@ -153,27 +153,23 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[np.ndarray, np.ndarray]
         try:
             vectors.append(np.asarray(fields[1:], dtype=np.float32))
         except ValueError:
-            column = next(j for j, f in enumerate(fields[1:], 1) if not _is_number(f))
-            raise ValueError(
-                f"{path}: line {line}: column {header[column]!r}: {fields[column]!r} is not a "
-                f"number"
-            ) from None
+            for column, text in enumerate(fields[1:], 1):
+                try:
+                    float(text)
+                except ValueError:
+                    raise ValueError(
+                        f"{path}: line {line}: column {header[column]!r}: {text!r} is not a number"
+                    ) from None
+            raise
         ids.append(fields[0].strip())
     if not ids:
         raise ValueError(f"{path}: no feature rows after the header")
     return np.asarray(ids, dtype=str), np.stack(vectors)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _read_parquet(path: Path) -> tuple[np.ndarray, np.ndarray]:
     names, columns = read_parquet_columns(path)
+    names = [n for n in names if not n.startswith("__index_level_")]  # pandas' saved index
     if len(names) < 2:
         raise ValueError(f"{path}: expected the item id column and feature columns, got {names}")
     ids = np.asarray([str(v) for v in columns[names[0]]], dtype=str)

@@ -199,6 +199,19 @@ def _check_ids(raw: RawInteractions) -> None:
                 )
 
 
+def _check_loadable_split(split: str, labels: np.ndarray, user_has_train: np.ndarray) -> None:
+    r"""The MMRec reader drops the valid and test rows of users without a
+    training row: some valid and test rows must survive that."""
+    for label, name in ((1, "valid"), (2, "test")):
+        rows = labels == label
+        if rows.any() and not (rows & user_has_train).any():
+            raise ValueError(
+                f"split {split!r}: all {int(rows.sum())} {name} interactions belong to users "
+                f"without a training interaction, whom the MMRec reader drops: the dataset "
+                f"would have no {name} data"
+            )
+
+
 def _first_appearance(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""New codes :math:`0, 1, \dots` in order of first appearance, and the
     old code of each new code."""
@@ -383,6 +396,8 @@ def prepare_dataset(
     for modality, path in features.items():
         if not Path(path).is_file():
             raise FileNotFoundError(f"{modality} feature file {path} does not exist")
+    if meta is not None and not Path(meta).is_file():
+        raise FileNotFoundError(f"metadata file {meta} does not exist")
 
     raw = read_interactions(interactions, user_col, item_col, time_col, rating_col, fmt)
     _check_ids(raw)
@@ -418,6 +433,8 @@ def prepare_dataset(
     users, user_codes = _first_appearance(raw.users)
     items, item_codes = _first_appearance(raw.items)
     labels = split_labels(split, users, raw.timestamps, seed, ratios)
+    has_train = np.bincount(users[labels == 0], minlength=len(user_codes)) > 0
+    _check_loadable_split(split, labels, has_train[users])
 
     item_ids = raw.item_ids[item_codes].tolist()
     aligned: dict[str, np.ndarray] = {}
@@ -432,7 +449,6 @@ def prepare_dataset(
             meta, wanted=item_ids, key=key, normalize=fmt in AMAZON_FORMATS
         )
 
-    has_train = np.bincount(users[labels == 0], minlength=len(user_codes)) > 0
     in_train = np.bincount(items[labels == 0], minlength=len(item_codes)) > 0
     summary = PrepareSummary(
         path=str(target),

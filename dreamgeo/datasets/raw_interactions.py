@@ -20,7 +20,13 @@ from dreamgeo.datasets.amazon import (
     amazon_columns,
     detect_amazon_format,
 )
-from dreamgeo.datasets.raw_io import base_suffix, iter_csv_rows, iter_records, read_parquet_columns
+from dreamgeo.datasets.raw_io import (
+    base_suffix,
+    iter_csv_rows,
+    iter_records,
+    parquet_column_names,
+    read_parquet_columns,
+)
 
 __all__ = ["INTERACTION_FORMATS", "RawInteractions", "detect_format", "read_interactions"]
 
@@ -265,15 +271,14 @@ def _json_rows(
 
 
 def _parquet_rows(path: str, columns: dict[str, str | None]) -> Iterator[tuple[int, list[Any]]]:
-    wanted = [c for c in columns.values() if c is not None]
-    try:
-        _, table = read_parquet_columns(path, list(dict.fromkeys(wanted)))
-    except ValueError as error:
-        role = next((r for r, c in columns.items() if c and repr(c) in str(error)), None)
-        raise ValueError(str(error).replace("no column", f"no {role} column", 1)) from None
+    names = parquet_column_names(path)
+    for role, column in columns.items():
+        if column is not None and column not in names:
+            raise ValueError(f"{path}: no {role} column {column!r}; the columns are {names}")
+    wanted = list(dict.fromkeys(c for c in columns.values() if c is not None))
+    _, table = read_parquet_columns(path, wanted)
     lists = [None if c is None else table[c] for c in columns.values()]
-    count = len(table[wanted[0]])
-    for row in range(count):
+    for row in range(len(table[wanted[0]])):
         yield row + 1, [None if values is None else values[row] for values in lists]
 
 

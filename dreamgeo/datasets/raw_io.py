@@ -22,6 +22,7 @@ __all__ = [
     "base_suffix",
     "iter_records",
     "iter_csv_rows",
+    "parquet_column_names",
     "read_parquet_columns",
 ]
 
@@ -117,13 +118,39 @@ def iter_csv_rows(path: str | os.PathLike, delimiter: str) -> Iterator[tuple[int
         start = 1
         try:
             for fields in reader:
-                if fields and any(f.strip() for f in fields):
+                if fields:  # a blank line is no row
                     yield start, fields
                 start = reader.line_num + 1
         except csv.Error as error:
             raise ValueError(f"{path}: line {reader.line_num}: {error}") from None
         except UnicodeDecodeError as error:
             raise _decode_error(path, reader.line_num + 1, error) from None
+
+
+def _parquet(path: str | os.PathLike):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(
+            f"{path}: reading Parquet needs pyarrow: pip install "
+            f"'dreamgeo[{PARQUET_EXTRA}]' (or pip install pyarrow)"
+        ) from None
+    return pq
+
+
+def parquet_column_names(path: str | os.PathLike) -> list[str]:
+    r"""The column names of a Parquet file (its schema only is read).
+
+    Raises:
+        ImportError: If :mod:`pyarrow` is not installed, naming the
+            ``dreamgeo[prepare]`` extra.
+        ValueError: If the file is not Parquet.
+    """
+    pq = _parquet(path)
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception as error:  # pyarrow raises its own ArrowInvalid, an Exception
+        raise ValueError(f"{path}: not a readable Parquet file ({error})") from None
 
 
 def read_parquet_columns(
@@ -138,21 +165,10 @@ def read_parquet_columns(
             ``dreamgeo[prepare]`` extra.
         ValueError: If a requested column is missing, listing the columns found.
     """
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ImportError(
-            f"{path}: reading Parquet needs pyarrow: pip install "
-            f"'dreamgeo[{PARQUET_EXTRA}]' (or pip install pyarrow)"
-        ) from None
-    try:
-        schema = pq.read_schema(path)
-    except Exception as error:  # pyarrow raises its own ArrowInvalid, an Exception
-        raise ValueError(f"{path}: not a readable Parquet file ({error})") from None
-    names = list(schema.names)
+    names = parquet_column_names(path)
     wanted = names if columns is None else list(columns)
     missing = [c for c in wanted if c not in names]
     if missing:
         raise ValueError(f"{path}: no column {missing[0]!r}; the columns are {names}")
-    table = pq.read_table(path, columns=wanted)
+    table = _parquet(path).read_table(path, columns=wanted)
     return names, {c: table.column(c).to_pylist() for c in wanted}
