@@ -39,7 +39,9 @@ def add_prepare_parser(commands) -> argparse.ArgumentParser:
         "i_id_mapping.csv, <modality>_feat.npy, prepare.json); then: dreamgeo train "
         "--dataset NAME --data-root ROOT. See docs/data.md.",
     )
-    parser.add_argument("--interactions", required=True, help="interaction file (gzipped or not)")
+    parser.add_argument(
+        "--interactions", required=True, metavar="FILE", help="interaction file (gzipped or not)"
+    )
     parser.add_argument(
         "--format",
         choices=INTERACTION_FORMATS,
@@ -48,20 +50,32 @@ def add_prepare_parser(commands) -> argparse.ArgumentParser:
         "from their keys)",
     )
     parser.add_argument(
-        "--user-col", default=None, help="user id column (not needed for Amazon formats)"
+        "--user-col",
+        default=None,
+        metavar="COL",
+        help="user id column (not needed for Amazon formats)",
     )
     parser.add_argument(
-        "--item-col", default=None, help="item id column (not needed for Amazon formats)"
+        "--item-col",
+        default=None,
+        metavar="COL",
+        help="item id column (not needed for Amazon formats)",
     )
     parser.add_argument(
-        "--time-col", default=None, help="time column (numbers or ISO 8601 date-times)"
+        "--time-col",
+        default=None,
+        metavar="COL",
+        help="time column (numbers or ISO 8601 date-times)",
     )
-    parser.add_argument("--rating-col", default=None, help="rating column")
+    parser.add_argument("--rating-col", default=None, metavar="COL", help="rating column")
     parser.add_argument("--name", required=True, help="dataset name (folder and .inter name)")
-    parser.add_argument("--out", required=True, help="data root to write ROOT/NAME into")
+    parser.add_argument(
+        "--out", required=True, metavar="ROOT", help="data root to write ROOT/NAME into"
+    )
     parser.add_argument(
         "--kcore",
         type=non_negative_int,
+        metavar="K",
         default=5,
         help="keep users and items with at least K interactions, iterated; 0 or 1: off "
         "(default: 5)",
@@ -75,7 +89,11 @@ def add_prepare_parser(commands) -> argparse.ArgumentParser:
         "(default: mmrec)",
     )
     parser.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed of the mmrec split (default: 0)"
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        metavar="SEED",
+        help="seed of the mmrec split (default: 0)",
     )
     parser.add_argument(
         "--feature",
@@ -97,6 +115,7 @@ def add_prepare_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument(
         "--meta",
         default=None,
+        metavar="FILE",
         help="item metadata (e.g. Amazon meta_<Category>.json.gz) written to items.jsonl",
     )
     parser.add_argument(
