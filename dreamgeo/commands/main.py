@@ -12,6 +12,7 @@ import sys
 
 from dreamgeo.commands.common import CommandLineError
 from dreamgeo.commands.experiment import add_experiment_parser
+from dreamgeo.commands.features import add_features_parser
 from dreamgeo.commands.generate import add_generate_parser
 from dreamgeo.commands.prepare import add_prepare_parser
 from dreamgeo.commands.recommend import add_recommend_parser
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_parser(commands)
     add_tune_parser(commands)
     add_experiment_parser(commands)
+    add_features_parser(commands)
     add_prepare_parser(commands)
     return parser
 
