@@ -65,6 +65,9 @@ class HParam:
             matters only when hyper-parameter ``name`` has ``value`` (e.g. BMA's weights
             only with ``bma=True``); a tuner does not search it otherwise.
             (default: :obj:`None`)
+        details (str, optional): More than :obj:`help`'s one line, for the API
+            documentation only (e.g. which reading of the paper a choice is).
+            (default: :obj:`""`)
     """
 
     name: str
@@ -83,6 +86,7 @@ class HParam:
     target: str = MODEL
     nullable: bool = False
     requires: tuple[str, Any] | None = None
+    details: str = ""
 
     def __post_init__(self):
         if self.type not in (int, float, bool, str):
@@ -300,6 +304,40 @@ class HParams(Mapping[str, HParam]):
     def grid_size(self, values: Mapping[str, Any] | None = None) -> int:
         r"""The number of points of :meth:`grid_space`."""
         return math.prod(len(v) for v in self.grid_space(values).values())
+
+    def resolve(self, given: Mapping[str, Any], source: str) -> dict[str, Any]:
+        r"""Every declared value: the defaults, overridden by ``given`` (declared names
+        or aliases; values checked, text parsed). Raises :class:`HParamError` naming
+        :obj:`source` for an undeclared key or a bad value."""
+        values = self.defaults()
+        for key, value in given.items():
+            name = self.canonical(str(key))
+            if name is None:
+                raise HParamError(
+                    f"{source}: unknown hyper-parameter '{key}'; it takes: {', '.join(self)}"
+                )
+            values[name] = self[name].parse(value, source)
+        return values
+
+    def pick(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        r"""The entries of ``values`` that are declared here (a part's own share of a
+        model's values)."""
+        return {name: values[name] for name in self if name in values}
+
+    def docstring(self, indent: int = 8) -> str:
+        r"""The declarations as the ``Args:`` entries of a PyG-style docstring
+        (name, type, help, details, default), for documentation derived from them."""
+        pad = " " * indent
+        lines = []
+        for param in self.params:
+            text = param.help[:1].upper() + param.help[1:]
+            if param.details:
+                text += ". " + param.details
+            lines.append(
+                f"{pad}{param.name} ({param.type.__name__}, optional): {text}. "
+                f"Valid: {param.range_text()}. (default: :obj:`{_format(param.default)}`)"
+            )
+        return "\n".join(lines)
 
     def table(self, names: Sequence[str] | None = None) -> str:
         r"""The declarations as a markdown table (name, type, default, range, search

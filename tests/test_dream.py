@@ -57,7 +57,7 @@ def _reference_modal(model, data, graphs, use_gate=True, use_graph=True):
     u0, i0 = model.user_embedding.weight, model.item_embedding.weight
     user_out = item_out = 0
     for name, weight in model.modal_weights.items():
-        lin = model.encoders[name].projection
+        lin = model.modal_line.encoders[name].projection
         x_item = data["item"][f"x_{name}"]
         x_user = _user_features_dense(data, x_item)
         hi, hu = lin(x_item), lin(x_user)
@@ -82,7 +82,7 @@ def test_modal_line_matches_dense_equations_and_linearity_shortcut(setup):
 def test_user_gate_shortcut_equals_direct_computation(setup):
     data, _ = setup
     model = DREAM(data, knn_k=K, embedding_dim=8)
-    lin = model.encoders["image"].projection
+    lin = model.modal_line.encoders["image"].projection
     x_item = data["item"].x_image
     direct = torch.sigmoid(lin(_user_features_dense(data, x_item)))
     shortcut = torch.sigmoid(model.user_mean(lin(x_item)))
@@ -195,17 +195,17 @@ def test_each_ablation_really_removes_its_part(setup, monkeypatch, ablation):
     plain = set(spec.get("plain_modalities", ()))
     gate_on = spec.get("use_filter_gate", True)
     graph_on = spec.get("use_relation_graphs", True)
-    for name, encoder in model.encoders.items():
+    for name, encoder in model.modal_line.encoders.items():
         assert encoder.use_gate == (gate_on and name not in plain)
         assert encoder.use_graph == (graph_on and name not in plain)
-        assert (name in model.item_graphs) == encoder.use_graph
-        assert (name in model.user_graphs) == encoder.use_graph
+        assert (name in model.modal_line.item_graphs) == encoder.use_graph
+        assert (name in model.modal_line.user_graphs) == encoder.use_graph
     # the modal line equals the reference with the same parts removed
     for name in model.modal_weights:
         one = {m: float(m == name) for m in model.modal_weights}
         single = DREAM.from_ablation(ablation, data, knn_k=K, embedding_dim=8, modal_weights=one)
         single.load_state_dict(model.state_dict())
-        enc = single.encoders[name]
+        enc = single.modal_line.encoders[name]
         ref_user, _ = _reference_modal(single, data, graphs, enc.use_gate, enc.use_graph)
         torch.testing.assert_close(single.modal()[0], ref_user, rtol=1e-4, atol=1e-5)
     # without a gate the modal line does not depend on the ID embeddings
@@ -226,14 +226,16 @@ def test_each_ablation_really_removes_its_part(setup, monkeypatch, ablation):
 
 
 def test_no_relation_graphs_never_builds_graphs(monkeypatch):
-    import dreamgeo.models.dream as dream_module
+    import dreamgeo.nn.modal_line as modal_line_module
 
     monkeypatch.setattr(
-        dream_module, "_ensure_relation_graphs", lambda *a, **k: pytest.fail("graphs were built")
+        modal_line_module,
+        "_ensure_relation_graphs",
+        lambda *a, **k: pytest.fail("graphs were built"),
     )
     data = make_random_data()
     model = DREAM.from_ablation("no_relation_graphs", data, embedding_dim=8)
-    assert len(model.item_graphs) == 0 and len(model.user_graphs) == 0
+    assert len(model.modal_line.item_graphs) == 0 and len(model.modal_line.user_graphs) == 0
     assert not any(et[1].startswith("sim_") for et in data.edge_types)
 
 
@@ -258,7 +260,7 @@ def test_any_number_of_modalities():
     model = DREAM.from_ablation("no_relation_graphs", data, embedding_dim=8)
     assert model.modalities == ["image", "text", "audio"]
     assert model.modal_weights == pytest.approx({"image": 1 / 3, "text": 1 / 3, "audio": 1 / 3})
-    assert model.encoders["audio"].projection.in_features == 7
+    assert model.modal_line.encoders["audio"].projection.in_features == 7
     total, parts = model.loss(torch.arange(5), torch.arange(5), torch.arange(5) + 5)
     assert torch.isfinite(total) and "s3" in parts
 
@@ -298,16 +300,16 @@ def test_bfloat16_features_match_float32_and_halve_memory(setup):
     half = DREAM(data, knn_k=K, embedding_dim=8, feature_dtype="bfloat16")
     half.load_state_dict(full.state_dict())
     for m in ("image", "text"):
-        assert half.features(m).dtype == torch.bfloat16
-        assert half.features(m).nbytes * 2 == full.features(m).nbytes
-    assert half.s3_item_factor.dtype == half.s3_user_factor.dtype == torch.bfloat16
-    assert half.hparams["feature_dtype"] == "bfloat16"
+        assert half.modal_line.features(m).dtype == torch.bfloat16
+        assert half.modal_line.features(m).nbytes * 2 == full.modal_line.features(m).nbytes
+    assert half.s3.item_factor.dtype == half.s3.user_factor.dtype == torch.bfloat16
+    assert half.modal_line.feature_dtype == torch.bfloat16
     users, pos, neg = torch.arange(12), torch.arange(12) % 20, (torch.arange(12) + 7) % 20
     losses, grads = [], []
     for model in (full, half):
         total, _ = model.loss(users, pos, neg)
         losses.append(total.item())
-        weight = model.encoders["image"].projection.weight
+        weight = model.modal_line.encoders["image"].projection.weight
         grads.append(torch.autograd.grad(total, weight)[0])
         assert grads[-1].dtype == torch.float32  # parameters and their gradients stay float32
     assert losses[1] == pytest.approx(losses[0], rel=1e-2)

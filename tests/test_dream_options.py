@@ -201,21 +201,23 @@ def test_fusion_learnable_starts_at_sum_and_learns(data):
 
 def test_relation_graph_sides_remove_the_other_graph(data):
     item_only = _build(data, relation_graph_sides="item")
-    assert len(item_only.user_graphs) == 0 and len(item_only.item_graphs) == 2
+    assert len(item_only.modal_line.user_graphs) == 0 and len(item_only.modal_line.item_graphs) == 2
     user_only = _build(data, relation_graph_sides="user")
-    assert len(user_only.item_graphs) == 0 and len(user_only.user_graphs) == 2
+    assert len(user_only.modal_line.item_graphs) == 0 and len(user_only.modal_line.user_graphs) == 2
     items_users = _build(data, user_modal="items")
-    assert len(items_users.user_graphs) == 0
+    assert len(items_users.modal_line.user_graphs) == 0
     user, item = items_users.modal()
     assert torch.allclose(user, items_users.user_mean(item))
 
 
 def test_ablation_scope_modality_removes_the_whole_modality(data):
     encoder = _build(data, plain_modalities=("text",))
-    assert "text" in encoder.encoders and not encoder.encoders["text"].use_gate
+    assert (
+        "text" in encoder.modal_line.encoders and not encoder.modal_line.encoders["text"].use_gate
+    )
     whole = _build(data, plain_modalities=("text",), ablation_scope="modality")
-    assert list(whole.encoders) == ["image"] and whole.modal_weights == {"image": 1.0}
-    assert whole.s3_item_factor.size(1) == data["item"].x_image.size(1)
+    assert list(whole.modal_line.encoders) == ["image"] and whole.modal_weights == {"image": 1.0}
+    assert whole.s3.item_factor.size(1) == data["item"].x_image.size(1)
     with pytest.raises(ValueError, match="every modality"):
         _build(data, plain_modalities=("text", "image"), ablation_scope="modality")
 
@@ -225,25 +227,25 @@ def test_modality_dropout_only_while_training(data):
     assert torch.allclose(_scores(base), _scores(model))  # eval: no dropout
     model.train()
     torch.manual_seed(1)
-    seen = {tuple(sorted(m for m, w in model._step_modal_weights().items() if w > 0))}
+    seen = {tuple(sorted(m for m, w in model.modal_line.step_weights().items() if w > 0))}
     for _ in range(30):
-        seen.add(tuple(sorted(m for m, w in model._step_modal_weights().items() if w > 0)))
+        seen.add(tuple(sorted(m for m, w in model.modal_line.step_weights().items() if w > 0)))
     assert ("image",) in seen and ("text",) in seen and () not in seen
 
 
 def test_edge_dropout_prunes_the_training_graph_only(data):
     base, model = _build(data), _build(data, edge_dropout=0.5)
-    assert base.pruning is None
+    assert base.behavior_line.pruning is None
     assert torch.allclose(_scores(base), _scores(model))  # ranking: the full graph
-    edges = base.edge_index.size(1)
+    edges = base.seen_edge_index.size(1)
     model.train()
     users, pos, neg = _batch(data)
     torch.manual_seed(3)
     model.loss(users[:8], pos[:8], neg[:8])
-    first = model.pruning.pruned_edge_index
+    first = model.behavior_line.pruning.pruned_edge_index
     assert first.size(1) == edges // 2
     assert {tuple(e) for e in first.t().tolist()} <= {
-        tuple(e) for e in base.edge_index.t().tolist()
+        tuple(e) for e in base.seen_edge_index.t().tolist()
     }
     # the loss is computed on the pruned graph: it differs from the full graph's
     torch.manual_seed(3)
@@ -253,7 +255,7 @@ def test_edge_dropout_prunes_the_training_graph_only(data):
     assert not torch.isclose(pruned_loss, full_loss)
     model.loss(users, pos, neg)  # an epoch's triples have passed: a new graph next step
     model.loss(users[:8], pos[:8], neg[:8])
-    assert model.pruning.pruned_edge_index is not first
+    assert model.behavior_line.pruning.pruned_edge_index is not first
 
 
 def test_bma_decay_scales_only_the_alignment_per_epoch(data):
@@ -271,7 +273,7 @@ def test_bma_decay_scales_only_the_alignment_per_epoch(data):
             torch.testing.assert_close(changed[name], parts[name])
     base.start_epoch(7)  # the default (1) keeps Eq. 14's constant weights
     torch.testing.assert_close(base.loss(users, pos, neg)[0], base_loss)
-    with pytest.raises(ValueError, match="bma_decay must be in"):
+    with pytest.raises(ValueError, match="bma_decay must be"):
         _build(data, bma_decay=0.0)
 
 
@@ -283,7 +285,7 @@ def test_trainer_starts_each_epoch_of_the_model(data):
         epochs=3, batch_size=16, lr=1e-2, ks=(5,), stopping_metric="recall@5", progress=False
     )
     Trainer(model, copy.copy(data), config).fit()
-    assert model.bma_scale == 0.25  # set for epoch 3: 0.5^2
+    assert model.bma.scale == 0.25  # set for epoch 3: 0.5^2
 
 
 def test_rec_loss_softmax_replaces_only_the_ranking_term(data):
@@ -355,26 +357,30 @@ def test_item_bias_adds_b_i_to_every_score(data):
 
 def test_feature_norm_is_the_encoder_input_only(data):
     model = _build(data, feature_norm="l2")
-    assert torch.allclose(model.features("image").norm(dim=-1), torch.ones(20))
+    assert torch.allclose(model.modal_line.features("image").norm(dim=-1), torch.ones(20))
     base = _build(data)
-    assert torch.equal(model.s3_item_factor, base.s3_item_factor)
+    assert torch.equal(model.s3.item_factor, base.s3.item_factor)
 
 
 def test_train_features_fine_tunes_the_encoder_input_only(data):
     model = _build(data, train_features=True, feature_norm="l2")
     base = _build(data, feature_norm="l2")
     names = {name for name, _ in model.named_parameters()}
-    assert {"features_image", "features_text"} <= names
-    assert not {"features_image", "features_text"} & {n for n, _ in base.named_parameters()}
-    start = {m: model.features(m).detach().clone() for m in ("image", "text")}
-    assert all(torch.equal(start[m], base.features(m)) for m in start)  # same start
-    s3_target = model.s3_item_factor.clone()
-    graph = model.item_graphs["image"].matrix.to_dense().clone()
+    assert {"modal_line.features_image", "modal_line.features_text"} <= names
+    assert not {"modal_line.features_image", "modal_line.features_text"} & {
+        n for n, _ in base.named_parameters()
+    }
+    start = {m: model.modal_line.features(m).detach().clone() for m in ("image", "text")}
+    assert all(torch.equal(start[m], base.modal_line.features(m)) for m in start)  # same start
+    s3_target = model.s3.item_factor.clone()
+    graph = model.modal_line.item_graphs["image"].matrix.to_dense().clone()
     _one_epoch(model, data)
     for m in start:
-        assert not torch.allclose(model.features(m), start[m])  # the optimizer moved them
-    assert torch.equal(model.s3_item_factor, s3_target)  # S3 still targets raw features
-    assert torch.equal(model.item_graphs["image"].matrix.to_dense(), graph)
+        assert not torch.allclose(
+            model.modal_line.features(m), start[m]
+        )  # the optimizer moved them
+    assert torch.equal(model.s3.item_factor, s3_target)  # S3 still targets raw features
+    assert torch.equal(model.modal_line.item_graphs["image"].matrix.to_dense(), graph)
     with pytest.raises(ValueError, match="train_features=True needs feature_dtype='float32'"):
         _build(data, train_features=True, feature_dtype="bfloat16")
 

@@ -13,8 +13,9 @@ from torch_geometric.data import HeteroData
 from dreamgeo.datasets.schema import ITEM, feature_key, modality_names, similarity_edge_type
 from dreamgeo.graph import build_relation_graphs, knn_graph_cosine, symmetric_normalize
 from dreamgeo.hparams import HParam
-from dreamgeo.nn.conv import BipartiteLGConv
-from dreamgeo.nn.sparse import SparseOperator
+from dreamgeo.nn.conv import propagate_layers
+from dreamgeo.nn.modal_line import modality_weights
+from dreamgeo.nn.sparse import SparseOperator, user_mean_operator
 
 __all__ = [
     "ItemFeatures",
@@ -233,70 +234,10 @@ def weighted_graph_sum(
     )
 
 
-def user_mean_operator(edge_index: Tensor, num_users: int, num_items: int) -> SparseOperator:
-    r"""The row-normalized interaction matrix :math:`\mathbf{R}_{mean}`,
-    :math:`(\mathbf{R}_{mean}\mathbf{X})_u = \frac{1}{|\mathcal{N}_u|}\sum_{i \in
-    \mathcal{N}_u} \mathbf{x}_i` (users without training items get zeros).
-
-    Args:
-        edge_index (torch.Tensor): Training interactions ``[2, E]`` (row 0 users).
-        num_users (int): :math:`M`.
-        num_items (int): :math:`N`.
-
-    Shapes:
-        - **output:** operator ``[M, N]``
-    """
-    user, item = edge_index.long()
-    degree = torch.bincount(user, minlength=num_users).clamp(min=1)
-    return SparseOperator(user, item, 1.0 / degree[user].float(), (num_users, num_items))
-
-
-def propagate_layers(
-    conv: BipartiteLGConv,
-    user: Tensor,
-    item: Tensor,
-    edge_index: Tensor,
-    num_layers: int,
-    mean: bool = True,
-) -> tuple[Tensor, Tensor]:
-    r"""LightGCN's layer combination over the user–item graph: with
-    :math:`(\mathbf{E}_u^{(l+1)}, \mathbf{E}_i^{(l+1)}) = \mathrm{conv}(\mathbf{E}_u^{(l)},
-    \mathbf{E}_i^{(l)})`,
-
-    .. math::
-        \bar{\mathbf{E}} = \frac{1}{L+1}\sum_{l=0}^{L} \mathbf{E}^{(l)}
-        \quad\text{(or the plain sum with } \texttt{mean=False}\text{)}.
-
-    Args:
-        conv (BipartiteLGConv): The propagation layer.
-        user (torch.Tensor): :math:`\mathbf{E}_u^{(0)}` ``[M, d]``.
-        item (torch.Tensor): :math:`\mathbf{E}_i^{(0)}` ``[N, d]``.
-        edge_index (torch.Tensor): User–item interactions ``[2, E]``.
-        num_layers (int): :math:`L`.
-        mean (bool, optional): Average the layers, else sum them. (default: :obj:`True`)
-
-    Shapes:
-        - **output:** users ``[M, d]``, items ``[N, d]``
-    """
-    user_sum, item_sum = user, item
-    for _ in range(num_layers):
-        user, item = conv(user, item, edge_index)
-        user_sum = user_sum + user
-        item_sum = item_sum + item
-    if not mean:
-        return user_sum, item_sum
-    scale = 1.0 / (num_layers + 1)
-    return user_sum * scale, item_sum * scale
-
-
 def image_text_weights(image_weight: float, modalities: Sequence[str]) -> dict[str, float]:
-    r"""Per-modality weights from one image weight :math:`\alpha_V`: ``{"image":
-    α_V, "text": 1 - α_V}`` for image + text data (the paper's Eq. 7 and MMRec's
-    ``mm_image_weight``), uniform weights for any other set of modalities (where
-    :obj:`image_weight` has no meaning; a log line says so)."""
-    if not 0.0 <= image_weight <= 1.0:
-        raise ValueError(f"image_weight must be in [0, 1], got {image_weight}")
-    if sorted(modalities) == ["image", "text"]:
-        return {"image": float(image_weight), "text": 1.0 - float(image_weight)}
-    log.info("image_weight applies to image + text data only; %s get equal weights", modalities)
-    return {m: 1.0 / len(modalities) for m in modalities}
+    r"""Per-modality weights from one image weight :math:`\alpha_V` (see
+    :func:`dreamgeo.nn.modal_line.modality_weights`), with a log line where
+    :obj:`image_weight` has no meaning (not image + text data)."""
+    if sorted(modalities) != ["image", "text"]:
+        log.info("image_weight applies to image + text data only; %s get equal weights", modalities)
+    return modality_weights(image_weight, modalities)

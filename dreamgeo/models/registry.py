@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch_geometric.data import HeteroData
@@ -119,37 +119,29 @@ TRAIN_HPARAMS = HParams(
     ]
 )
 
+
+def _plug_in(name: str, **changes: Any) -> HParam:
+    # the plug-in's key for one of BMALoss's declarations: its default, type and range
+    # stay declared once, in BMALoss.HPARAMS
+    return replace(BMALoss.HPARAMS[name], name=f"bma_{name}", requires=("bma", True), **changes)
+
+
 #: The BMA plug-in (:class:`~dreamgeo.nn.BMALoss`) of the models registered with
-#: ``bma_plugin=True``; weight 0 is in the grid so that a tuner can switch it off.
+#: ``bma_plugin=True``, derived from :attr:`BMALoss.HPARAMS`; weight 0 is in the grid so
+#: that a tuner can switch a term off.
 BMA_HPARAMS = HParams(
     [
         HParam("bma", bool, False, "add DREAM's Behaviour-Modal Alignment (BMALoss)"),
-        HParam(
-            "bma_tau",
-            float,
-            0.2,
-            "BMA's InfoNCE temperature",
-            low=0.0,
-            low_open=True,
-            requires=("bma", True),
-        ),
-        HParam(
-            "bma_intra_weight",
-            float,
-            0.01,
-            "BMA's Intra-Alignment weight alpha (0 in the grid: a tuner may switch it off)",
-            low=0.0,
+        _plug_in("tau", grid=None, details=""),
+        _plug_in(
+            "intra_weight",
+            help="BMA's Intra-Alignment weight alpha (0 in the grid: a tuner may switch it off)",
             grid=(0.0, 0.01, 0.03),
-            requires=("bma", True),
         ),
-        HParam(
-            "bma_inter_weight",
-            float,
-            0.01,
-            "BMA's Inter-Alignment weight beta (0 in the grid: a tuner may switch it off)",
-            low=0.0,
+        _plug_in(
+            "inter_weight",
+            help="BMA's Inter-Alignment weight beta (0 in the grid: a tuner may switch it off)",
             grid=(0.0, 0.01, 0.03),
-            requires=("bma", True),
         ),
     ]
 )
@@ -314,7 +306,10 @@ def _accepted(cls: type) -> set[str]:
     ``**kwargs``, the constructor's)."""
     names = set(inspect.signature(cls.from_data).parameters)
     if "kwargs" in names:
-        names |= set(inspect.signature(cls.__init__).parameters)
+        init = inspect.signature(cls.__init__).parameters
+        names |= set(init)
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in init.values()):
+            names |= set(getattr(cls, "HPARAMS", ()))  # resolved by the constructor
     return names
 
 

@@ -11,7 +11,7 @@ from torch_geometric.utils import degree
 
 from dreamgeo.nn.sparse import SparseOperator, sparse_matmul
 
-__all__ = ["BipartiteLGConv", "bipartite_normalized_weight"]
+__all__ = ["BipartiteLGConv", "bipartite_normalized_weight", "propagate_layers"]
 
 
 def bipartite_normalized_weight(edge_index: Tensor, num_users: int, num_items: int) -> Tensor:
@@ -153,3 +153,41 @@ class BipartiteLGConv(MessagePassing):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(cached={self.cached}, fused={self.fused})"
+
+
+def propagate_layers(
+    conv: BipartiteLGConv,
+    user: Tensor,
+    item: Tensor,
+    edge_index: Tensor,
+    num_layers: int,
+    mean: bool = True,
+) -> tuple[Tensor, Tensor]:
+    r"""LightGCN's layer combination over the user–item graph: with
+    :math:`(\mathbf{E}_u^{(l+1)}, \mathbf{E}_i^{(l+1)}) = \mathrm{conv}(\mathbf{E}_u^{(l)},
+    \mathbf{E}_i^{(l)})`,
+
+    .. math::
+        \bar{\mathbf{E}} = \frac{1}{L+1}\sum_{l=0}^{L} \mathbf{E}^{(l)}
+        \quad\text{(or the plain sum with } \texttt{mean=False}\text{)}.
+
+    Args:
+        conv (BipartiteLGConv): The propagation layer.
+        user (torch.Tensor): :math:`\mathbf{E}_u^{(0)}` ``[M, d]``.
+        item (torch.Tensor): :math:`\mathbf{E}_i^{(0)}` ``[N, d]``.
+        edge_index (torch.Tensor): User–item interactions ``[2, E]``.
+        num_layers (int): :math:`L`.
+        mean (bool, optional): Average the layers, else sum them. (default: :obj:`True`)
+
+    Shapes:
+        - **output:** users ``[M, d]``, items ``[N, d]``
+    """
+    user_sum, item_sum = user, item
+    for _ in range(num_layers):
+        user, item = conv(user, item, edge_index)
+        user_sum = user_sum + user
+        item_sum = item_sum + item
+    if not mean:
+        return user_sum, item_sum
+    scale = 1.0 / (num_layers + 1)
+    return user_sum * scale, item_sum * scale

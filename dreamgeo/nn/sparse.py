@@ -17,7 +17,7 @@ from torch import Tensor
 
 from dreamgeo.checks import check_index, check_values
 
-__all__ = ["SparseOperator", "sparse_matmul"]
+__all__ = ["SparseOperator", "sparse_matmul", "user_mean_operator"]
 
 warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
 warnings.filterwarnings("ignore", message=".*Sparse invariant checks are implicitly.*")
@@ -114,3 +114,21 @@ class SparseOperator(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, nnz={self.nnz}"
+
+
+def user_mean_operator(edge_index: Tensor, num_users: int, num_items: int) -> SparseOperator:
+    r"""The row-normalized interaction matrix :math:`\mathbf{R}_{mean}`,
+    :math:`(\mathbf{R}_{mean}\mathbf{X})_u = \frac{1}{|\mathcal{N}_u|}\sum_{i \in
+    \mathcal{N}_u} \mathbf{x}_i` (users without training items get zeros).
+
+    Args:
+        edge_index (torch.Tensor): Training interactions ``[2, E]`` (row 0 users).
+        num_users (int): :math:`M`.
+        num_items (int): :math:`N`.
+
+    Shapes:
+        - **output:** operator ``[M, N]``
+    """
+    user, item = edge_index.long()
+    degree = torch.bincount(user, minlength=num_users).clamp(min=1)
+    return SparseOperator(user, item, 1.0 / degree[user].float(), (num_users, num_items))
