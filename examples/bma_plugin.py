@@ -32,27 +32,29 @@ from dreamgeo.datasets import (
     modality_names,
     write_planted,
 )
-from dreamgeo.models import BMAPlugin, Recommender
+from dreamgeo.models import DualRepresentation, Objective, Recommender
 from dreamgeo.train import TrainConfig, Trainer
 
 __all__ = ["LightGCNWithModalEncoder", "main"]
 
 
-class LightGCNWithModalEncoder(BMAPlugin, Recommender):
+class LightGCNWithModalEncoder(Recommender):
     r"""Behaviour: :class:`torch_geometric.nn.models.LightGCN` on the homogeneous
     user–item graph (users ``0..M-1``, items ``M..M+N-1``, both edge directions).
     Modal: a linear projection of the concatenated, L2-normalized item features,
     averaged to users over their training items. Scores use the sum of both, as DREAM's
-    fusion does; the loss is BPR with an L2 term on the batch's layer-0 embeddings, plus
-    ``bma(behaviour_u, behaviour_i, modal_u, modal_i)`` on the batch's :math:`(u, i^+)`
-    pairs when :obj:`bma` is given.
+    fusion does; its objective is BPR with an L2 term on the batch's layer-0 embeddings,
+    and it hands back the batch's behaviour and modal rows of its :math:`(u, i^+)` pairs,
+    so that :meth:`~dreamgeo.models.Recommender.loss` adds
+    ``bma(behaviour_u, behaviour_i, modal_u, modal_i)`` once a
+    :class:`~dreamgeo.nn.BMALoss` is assigned to ``model.bma``. The model never
+    mentions BMA itself.
 
     Args:
         data (HeteroData): The dataset.
         embedding_dim (int, optional): :math:`d`. (default: :obj:`64`)
         num_layers (int, optional): LightGCN layers. (default: :obj:`2`)
         reg_weight (float, optional): L2 weight. (default: :obj:`1e-4`)
-        bma (BMALoss, optional): The plug-in. (default: :obj:`None`)
     """
 
     def __init__(
@@ -61,7 +63,6 @@ class LightGCNWithModalEncoder(BMAPlugin, Recommender):
         embedding_dim: int = 64,
         num_layers: int = 2,
         reg_weight: float = 1e-4,
-        bma: BMALoss | None = None,
     ):
         num_users, num_items = data[USER].num_nodes, data[ITEM].num_nodes
         super().__init__(num_users, num_items)
@@ -75,7 +76,6 @@ class LightGCNWithModalEncoder(BMAPlugin, Recommender):
         self.modal = torch.nn.Linear(self.features.size(1), embedding_dim)
         self.register_buffer("interactions", data[INTERACTS].edge_index, persistent=False)
         self.bpr = BPRLoss(reg_weight)
-        self.bma = bma
 
     def representations(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         behavior = self.behavior.get_embedding(self.graph)
@@ -88,9 +88,7 @@ class LightGCNWithModalEncoder(BMAPlugin, Recommender):
         user_behavior, item_behavior, user_modal, item_modal = self.representations()
         return user_behavior + user_modal, item_behavior + item_modal
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         user_behavior, item_behavior, user_modal, item_modal = self.representations()
         user = user_behavior[users] + user_modal[users]
         pos = item_behavior[pos_items] + item_modal[pos_items]
@@ -104,15 +102,10 @@ class LightGCNWithModalEncoder(BMAPlugin, Recommender):
         )
         total = bpr + self.bpr.reg_weight * reg
         parts = {"bpr": bpr.detach(), "reg": reg.detach()}
-        total = self.add_bma(
-            total,
-            parts,
-            user_behavior[users],
-            item_behavior[pos_items],
-            user_modal[users],
-            item_modal[pos_items],
+        rows = DualRepresentation(
+            user_behavior[users], item_behavior[pos_items], user_modal[users], item_modal[pos_items]
         )
-        return total, parts
+        return total, parts, rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +152,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     ):
         print(f"\nPyG LightGCN + modal encoder, {label}")
         torch.manual_seed(args.seed)
-        model = LightGCNWithModalEncoder(data, bma=bma)
+        model = LightGCNWithModalEncoder(data)
+        model.bma = bma  # the plug-in: Recommender.loss adds it to the objective
         config = TrainConfig(
             epochs=args.epochs,
             batch_size=args.batch_size,

@@ -256,6 +256,7 @@ def test_example_prints_a_table_with_and_without_bma(tmp_path, capsys):
     data = make_random_data()
     for bma in (None, BMALoss()):
         torch.manual_seed(0)
-        model = example.LightGCNWithModalEncoder(data, embedding_dim=8, bma=bma)
+        model = example.LightGCNWithModalEncoder(data, embedding_dim=8)
+        model.bma = bma
         _, parts = model.loss(*_batch(data))
         assert ("bma" in parts) == (bma is not None)

@@ -310,8 +310,8 @@ def test_a_new_model_is_one_decorated_class():
         def forward(self):
             return torch.ones(self.num_users, 1), self.counts.log().unsqueeze(1) + self.bias
 
-        def loss(self, users, pos_items, neg_items):
-            return self.bias.sum() * 0, {}
+        def objective(self, users, pos_items, neg_items):
+            return self.bias.sum() * 0, {}, None
 
     try:
         register_model("popularity", label="Pop", tables=("table2",), position=5)(Popularity)

@@ -3,7 +3,7 @@ the shared :class:`~dreamgeo.train.Trainer`. Importing this package registers ev
 model in :data:`MODELS` (see :mod:`dreamgeo.models.registry`); a new model is one new
 file plus one import line below."""
 
-from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.bm3 import BM3
 
 # one import line per model: importing a model's module registers it
@@ -29,7 +29,7 @@ from dreamgeo.models.vbpr import VBPR
 __all__ = [
     "Recommender",
     "DualRepresentation",
-    "BMAPlugin",
+    "Objective",
     "MODELS",
     "ModelInfo",
     "build_model",

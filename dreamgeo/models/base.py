@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -18,7 +18,7 @@ from dreamgeo.datasets.schema import INTERACTS
 from dreamgeo.graph.seen_items import SeenItems
 from dreamgeo.nn.bma_loss import BMALoss
 
-__all__ = ["Recommender", "DualRepresentation", "BMAPlugin"]
+__all__ = ["Recommender", "DualRepresentation", "Objective"]
 
 
 class DualRepresentation(NamedTuple):
@@ -31,6 +31,13 @@ class DualRepresentation(NamedTuple):
     item_behavior: Tensor
     user_modal: Tensor
     item_modal: Tensor
+
+
+#: What :meth:`Recommender.objective` returns: the total loss, its parts by name, and the
+#: batch's dual rows (or a function computing them), or :obj:`None`.
+Objective = tuple[
+    Tensor, dict[str, Tensor], DualRepresentation | Callable[[], DualRepresentation] | None
+]
 
 
 class Recommender(torch.nn.Module, ABC):
@@ -69,6 +76,8 @@ class Recommender(torch.nn.Module, ABC):
         owner = type(self).__name__
         self.num_users = check_count(num_users, "num_users", owner)
         self.num_items = check_count(num_items, "num_items", owner)
+        #: The Behaviour-Modal Alignment plug-in added to :meth:`loss`, if any.
+        self.bma: BMALoss | None = None
         #: The interactions :meth:`recommend` excludes by default (the training graph).
         self.seen_edge_index: Tensor | None = None
         self._seen_items: SeenItems | None = None
@@ -212,11 +221,34 @@ class Recommender(torch.nn.Module, ABC):
         return self._seen_items
 
     @abstractmethod
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
+        r"""The model's own training loss of a batch of triples :math:`(u, i^+, i^-)`,
+        each ``[B]``: the total, its parts by name (scalars, for logging), and the
+        batch's :class:`DualRepresentation` rows of its :math:`(u, i^+)` pairs (or a
+        function computing them, called only when the BMA plug-in is on), or
+        :obj:`None` for a model without a behaviour/modal split."""
+
     def loss(
         self, users: Tensor, pos_items: Tensor, neg_items: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        r"""Training loss of a batch of triples :math:`(u, i^+, i^-)`, each ``[B]``, and
-        its parts by name."""
+        r"""Training loss of a batch of triples and its parts by name: :meth:`objective`,
+        plus DREAM's Behaviour-Modal Alignment (:class:`~dreamgeo.nn.BMALoss`, Eq. 9-11
+        of Zhang et al., 2024) on the batch's dual rows when the plug-in :attr:`bma` is
+        set (by :func:`~dreamgeo.models.build_model` for the models registered with
+        ``bma_plugin=True``, or by assigning a :class:`~dreamgeo.nn.BMALoss`):
+
+        .. math::
+            \mathcal{L} = \mathcal{L}_{model} + \alpha \mathcal{L}_{Intra}
+            + \beta \mathcal{L}_{Inter}
+
+        Its value is logged as ``parts["bma"]``. No model wires BMA by hand."""
+        total, parts, batch_dual = self.objective(users, pos_items, neg_items)
+        if self.bma is not None and batch_dual is not None:
+            rows = batch_dual() if callable(batch_dual) else batch_dual
+            value = self.bma(*rows)
+            parts["bma"] = value.detach()
+            total = total + value
+        return total, parts
 
     @torch.no_grad()
     def embeddings(self) -> tuple[Tensor, Tensor]:
@@ -226,40 +258,6 @@ class Recommender(torch.nn.Module, ABC):
     def start_epoch(self, epoch: int) -> None:
         r"""Called by :class:`~dreamgeo.train.Trainer` before training epoch
         :obj:`epoch` (from 1; also after a resume), for objectives that change with the
-        epoch. Does nothing by default."""
-
-
-class BMAPlugin:
-    r"""Mixin of the recommenders that take DREAM's Behaviour-Modal Alignment
-    (:class:`~dreamgeo.nn.BMALoss`, Eq. 9-11 of Zhang et al., 2024) as a plug-in: each
-    such model names its behaviour and modal representations of the batch and calls
-    :meth:`add_bma` once in its :meth:`~Recommender.loss`.
-
-    .. math::
-        \mathcal{L} \leftarrow \mathcal{L} + \alpha \mathcal{L}_{Intra}
-        + \beta \mathcal{L}_{Inter}
-
-    The model sets ``self.bma`` (a :class:`~dreamgeo.nn.BMALoss` or :obj:`None`) in
-    its constructor. (No class-level default: :class:`torch.nn.Module` keeps a
-    sub-module in ``_modules``, which a class attribute would shadow.)
-    """
-
-    bma: BMALoss | None
-
-    def add_bma(
-        self,
-        total: Tensor,
-        parts: dict[str, Tensor],
-        user_behavior: Tensor,
-        item_behavior: Tensor,
-        user_modal: Tensor,
-        item_modal: Tensor,
-    ) -> Tensor:
-        r"""``total`` plus the BMA loss of the batch's ``(u, i+)`` rows (each ``[B, d]``)
-        when the plug-in is on, recording its value as ``parts["bma"]``; ``total``
-        unchanged otherwise."""
-        if self.bma is None:
-            return total
-        value = self.bma(user_behavior, item_behavior, user_modal, item_modal)
-        parts["bma"] = value.detach()
-        return total + value
+        epoch; sets the BMA plug-in's decay factor (see :class:`~dreamgeo.nn.BMALoss`)."""
+        if self.bma is not None:
+            self.bma.start_epoch(epoch)

@@ -11,7 +11,7 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import HParam, HParams
-from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import (
     ItemFeatures,
     item_features,
@@ -19,7 +19,6 @@ from dreamgeo.models.modal_inputs import (
     user_mean_operator,
 )
 from dreamgeo.models.registry import register_model
-from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.conv import BipartiteLGConv
 
 __all__ = ["BM3"]
@@ -36,7 +35,7 @@ def _cosine_distance(online: Tensor, target: Tensor) -> Tensor:
     tables=("table2", "table4"),
     bma_plugin=True,
 )
-class BM3(BMAPlugin, Recommender):
+class BM3(Recommender):
     r"""BM3 from `"Bootstrap Latent Representations for Multi-modal Recommendation"
     <https://arxiv.org/abs/2207.05969>`_ (Zhou et al., WWW 2023), as in MMRec.
 
@@ -71,7 +70,8 @@ class BM3(BMAPlugin, Recommender):
     BM3 has no negative sampling: :meth:`loss` uses the batch's ``(users, pos_items)``
     pairs and ignores ``neg_items`` (the trainer still draws them).
 
-    **BMA plug-in** (DREAM, Table 4): with :obj:`bma`, the loss adds
+    **BMA plug-in** (DREAM, Table 4): with the plug-in :attr:`bma` set (by the registry, or by
+    assigning a :class:`~dreamgeo.nn.BMALoss`), the loss adds
     ``bma(h_u[users], h_i[pos], m_u[users], m_i[pos])`` where behaviour = the online
     graph representations :math:`\mathbf{h}_u, \mathbf{h}_i` (before the predictor) and
     modal = the mean of the projected features over modalities,
@@ -102,8 +102,6 @@ class BM3(BMAPlugin, Recommender):
             their dense gradient and Adam state cost as much as the rest of a CPU step
             several times over with 4096-d image features (``False``: frozen, fast).
             (default: :obj:`True`)
-        bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
-            (default: :obj:`None`)
 
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
@@ -162,7 +160,6 @@ class BM3(BMAPlugin, Recommender):
         reg_weight: float = 0.1,
         cl_weight: float = 2.0,
         train_features: bool = True,
-        bma: BMALoss | None = None,
     ):
         super().__init__(num_users, num_items, edge_index, features)
         if embedding_dim <= 0 or num_layers < 0:
@@ -194,7 +191,6 @@ class BM3(BMAPlugin, Recommender):
             {m: torch.nn.Linear(d, embedding_dim) for m, d in self.features.dims().items()}
         )
         self.predictor = torch.nn.Linear(embedding_dim, embedding_dim)
-        self.bma = bma
         self.reset_parameters()
 
     @classmethod
@@ -250,9 +246,7 @@ class BM3(BMAPlugin, Recommender):
         user, item = self.online()
         return self.predictor(user), self.predictor(item)
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         user_online, item_online = self.online()
         with torch.no_grad():
             user_target = F.dropout(user_online, self.dropout)
@@ -282,15 +276,12 @@ class BM3(BMAPlugin, Recommender):
             "mask": mask.detach(),
             "reg": reg.detach(),
         }
-        if self.bma is not None:
+
+        def batch_dual() -> DualRepresentation:  # only the plug-in needs it
             item_modal = self.item_modal()
             user_modal = self.user_mean(item_modal)[users]
-            total = self.add_bma(
-                total,
-                parts,
-                user_online[users],
-                item_online[pos_items],
-                user_modal,
-                item_modal[pos_items],
+            return DualRepresentation(
+                user_online[users], item_online[pos_items], user_modal, item_modal[pos_items]
             )
-        return total, parts
+
+        return total, parts, batch_dual

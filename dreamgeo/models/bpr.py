@@ -8,7 +8,7 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import ITEM, USER
 from dreamgeo.hparams import HParam, HParams
-from dreamgeo.models.base import Recommender
+from dreamgeo.models.base import Objective, Recommender
 from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bpr_loss import BPRLoss
 
@@ -83,13 +83,11 @@ class BPRMF(Recommender):
     def forward(self) -> tuple[Tensor, Tensor]:
         return self.user_embedding.weight, self.item_embedding.weight
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         user = self.user_embedding(users)
         pos = self.item_embedding(pos_items)
         neg = self.item_embedding(neg_items)
         bpr = self.bpr.ranking((user * pos).sum(-1), (user * neg).sum(-1))
         reg = self.bpr.regularization(user, pos, neg)
         total = bpr + self.bpr.reg_weight * reg
-        return total, {"bpr": bpr.detach(), "reg": reg.detach()}
+        return total, {"bpr": bpr.detach(), "reg": reg.detach()}, None

@@ -13,7 +13,7 @@ from dreamgeo.checks import check_edge_index
 from dreamgeo.datasets.hetero_input import canonical_hetero
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key, similarity_edge_type
 from dreamgeo.hparams import HParam, HParams
-from dreamgeo.models.base import DualRepresentation, Recommender
+from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import ITEM_BIAS, NEGATIVE_CANDIDATES
 from dreamgeo.models.registry import register_model
 from dreamgeo.nn.behavior_line import BehaviorLine
@@ -391,12 +391,6 @@ class DREAM(Recommender):
     def _scoring_items(self, rows: Tensor, items: Tensor | None = None) -> Tensor:
         return rows if self.item_bias is None else self.item_bias.items(rows, items)
 
-    def start_epoch(self, epoch: int) -> None:
-        r"""Sets BMA's weight factor :math:`\delta^{t-1}` of ``bma_decay`` for training
-        epoch :math:`t =` :obj:`epoch`."""
-        if self.bma is not None:
-            self.bma.start_epoch(epoch)
-
     def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""Final user and item representations (scores are their inner products).
 
@@ -423,9 +417,7 @@ class DREAM(Recommender):
             self._scoring_items(self.fuse(rep.item_behavior, rep.item_modal)),
         )
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         rep = self.representations(self.behavior_line.training_graph(users.numel()))
         # each row is gathered once: every gather's backward scatters into a full
         # [M, d] or [N, d] zero tensor
@@ -468,7 +460,7 @@ class DREAM(Recommender):
             parts["s3"] = value.detach()
         if self.fusion_weight is not None:
             parts["fusion_weight"] = self.fusion_weight.detach()
-        return total, parts
+        return total, parts, None  # BMA is part of DREAM's own objective (Eq. 14)
 
 
 DREAM.__doc__ += "\n    **Declared hyper-parameters** (:attr:`HPARAMS`):\n\n    Args:\n" + (

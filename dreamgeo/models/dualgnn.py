@@ -13,7 +13,7 @@ from torch_geometric.utils import softmax
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import TRAIN, HParam, HParams
-from dreamgeo.models.base import Recommender
+from dreamgeo.models.base import Objective, Recommender
 from dreamgeo.models.modal_inputs import item_features, propagate_layers
 from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bpr_loss import BPRLoss
@@ -275,9 +275,7 @@ class DualGNN(Recommender):
             item = item + item_m
         return user + self.user_graph(user), item
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         user_emb, item_emb = self.forward()
         user = user_emb[users]
         pos_score = (user * item_emb[pos_items]).sum(-1)
@@ -286,4 +284,4 @@ class DualGNN(Recommender):
         reg = sum(self.preferences[m][users].pow(2).mean() for m in self.modalities)
         reg = reg + self.user_modality_weight.pow(2).mean()
         total = bpr + self.bpr.reg_weight * reg
-        return total, {"bpr": bpr.detach(), "reg": reg.detach()}
+        return total, {"bpr": bpr.detach(), "reg": reg.detach()}, None

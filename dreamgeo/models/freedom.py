@@ -10,7 +10,7 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import HParam, HParams
-from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import (
     ITEM_KNN_K,
     UI_LAYERS,
@@ -24,7 +24,6 @@ from dreamgeo.models.modal_inputs import (
     weighted_graph_sum,
 )
 from dreamgeo.models.registry import register_model
-from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.edge_pruning import EpochEdgePruning
@@ -47,7 +46,7 @@ def freedom_modal_weights(modalities: Sequence[str]) -> dict[str, float]:
     tables=("table2", "table4"),
     bma_plugin=True,
 )
-class FREEDOM(BMAPlugin, Recommender):
+class FREEDOM(Recommender):
     r"""FREEDOM from `"A Tale of Two Graphs: Freezing and Denoising Graph Structures for
     Multimodal Recommendation" <https://arxiv.org/abs/2211.06924>`_ (Zhou and Shen,
     ACM MM 2023), as in MMRec.
@@ -83,7 +82,8 @@ class FREEDOM(BMAPlugin, Recommender):
     call after :math:`E` more triples draw a new pruned graph (MMRec draws it in
     ``pre_epoch_processing``); :meth:`prune` draws one on demand.
 
-    **BMA plug-in** (DREAM, Table 4): with :obj:`bma`, the loss adds
+    **BMA plug-in** (DREAM, Table 4): with the plug-in :attr:`bma` set (by the registry, or by
+    assigning a :class:`~dreamgeo.nn.BMALoss`), the loss adds
     ``bma(ē_u[users], ē_i[pos], m_u[users], h_i[pos])``: behaviour = the user–item graph
     representations :math:`\bar{\mathbf{e}}` (on the pruned graph), modal = the
     item–item graph view :math:`\mathbf{h}_i` and, for users (who have none in
@@ -122,8 +122,6 @@ class FREEDOM(BMAPlugin, Recommender):
             their dense gradient and Adam state cost as much as the rest of a CPU step
             several times over with 4096-d image features (``False``: frozen, fast).
             (default: :obj:`True`)
-        bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
-            (default: :obj:`None`)
 
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
@@ -189,7 +187,6 @@ class FREEDOM(BMAPlugin, Recommender):
         dropout: float = 0.8,
         modal_loss_weight: float = 1e-4,
         train_features: bool = True,
-        bma: BMALoss | None = None,
     ):
         super().__init__(num_users, num_items, edge_index, features, item_graphs)
         if embedding_dim <= 0 or num_layers < 0 or num_modal_layers < 0:
@@ -230,7 +227,6 @@ class FREEDOM(BMAPlugin, Recommender):
         )
         self.bpr = BPRLoss()
         self.modal_loss_weight = modal_loss_weight
-        self.bma = bma
         self.reset_parameters()
 
     @classmethod
@@ -330,9 +326,7 @@ class FREEDOM(BMAPlugin, Recommender):
         user, item = self.behavior()
         return user, item + self.item_modal()
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         user_graph, item_graph = self.behavior(*self._training_graph(users.numel()))
         item_modal = self.item_modal()
         item_final = item_graph + item_modal
@@ -346,9 +340,11 @@ class FREEDOM(BMAPlugin, Recommender):
             modal_bpr = modal_bpr + self.bpr.ranking((user * pos).sum(-1), (user * neg).sum(-1))
         total = bpr + self.modal_loss_weight * modal_bpr
         parts = {"bpr": bpr.detach(), "modal_bpr": modal_bpr.detach()}
-        if self.bma is not None:
+
+        def batch_dual() -> DualRepresentation:  # only the plug-in needs it
             user_modal = self.user_mean(item_modal)[users]
-            total = self.add_bma(
-                total, parts, user, item_graph[pos_items], user_modal, item_modal[pos_items]
+            return DualRepresentation(
+                user, item_graph[pos_items], user_modal, item_modal[pos_items]
             )
-        return total, parts
+
+        return total, parts, batch_dual

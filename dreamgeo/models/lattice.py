@@ -15,7 +15,7 @@ from torch_geometric.data import HeteroData
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.graph import knn_graph_cosine
 from dreamgeo.hparams import TRAIN, HParam, HParams
-from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import (
     ITEM_KNN_K,
     ItemFeatures,
@@ -26,7 +26,6 @@ from dreamgeo.models.modal_inputs import (
     user_mean_operator,
 )
 from dreamgeo.models.registry import register_model
-from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.sparse import SparseOperator
 
@@ -68,7 +67,7 @@ def self_loop_mean_adjacency(edge_index: Tensor, num_users: int, num_items: int)
     tables=("table2",),
     bma_plugin=True,
 )
-class LATTICE(BMAPlugin, Recommender):
+class LATTICE(Recommender):
     r"""LATTICE from `"Mining Latent Structures for Multimedia Recommendation"
     <https://arxiv.org/abs/2104.09036>`_ (Zhang et al., ACM MM 2021), as in MMRec
     (``cf_model: lightgcn``).
@@ -115,7 +114,8 @@ class LATTICE(BMAPlugin, Recommender):
     batch, equal to the gradient MMRec's dense ``topk`` passes to the selected
     similarities.
 
-    **BMA plug-in** (DREAM, Table 4): with :obj:`bma`, the loss adds
+    **BMA plug-in** (DREAM, Table 4): with the plug-in :attr:`bma` set (by the registry, or by
+    assigning a :class:`~dreamgeo.nn.BMALoss`), the loss adds
     ``bma(ē_u[users], ē_i[pos], m_u[users], ĥ_i[pos])``: behaviour = the user–item
     (ID) line :math:`\bar{\mathbf{e}}`, modal = the learned item–item graph line
     :math:`\hat{\mathbf{h}}_i = \mathbf{h}_i / \|\mathbf{h}_i\|_2`, and for users (who
@@ -169,8 +169,6 @@ class LATTICE(BMAPlugin, Recommender):
             positive and summing to 1. (default: :obj:`None`, uniform)
         train_features (bool, optional): Fine-tune the raw features, as MMRec does
             (``False``: frozen, faster with wide features). (default: :obj:`True`)
-        bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
-            (default: :obj:`None`)
 
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
@@ -245,7 +243,6 @@ class LATTICE(BMAPlugin, Recommender):
         reg_weight: float = 1e-4,
         modal_weights: Mapping[str, float] | None = None,
         train_features: bool = True,
-        bma: BMALoss | None = None,
     ):
         super().__init__(num_users, num_items, edge_index, features, item_graphs)
         _check_arguments(knn_k, lambda_coeff)
@@ -292,7 +289,6 @@ class LATTICE(BMAPlugin, Recommender):
         self._initial_logits = [math.log(initial[m]) for m in modalities]
         self.modal_logits = torch.nn.Parameter(torch.tensor(self._initial_logits))
         self.bpr = BPRLoss(reg_weight)
-        self.bma = bma
         # neighbour lists of the learned graphs (no gradient), refreshed once per epoch
         self._neighbours: dict[str, Tensor] | None = None
         self._triples_since_search = 0
@@ -453,9 +449,7 @@ class LATTICE(BMAPlugin, Recommender):
         user, item = self.behavior()
         return user, item + self.item_modal(self._current_neighbours())
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         item_modal = self.item_modal(self._current_neighbours(users.numel()))
         user_graph, item_graph = self.behavior()
         item_final = item_graph + item_modal
@@ -464,12 +458,14 @@ class LATTICE(BMAPlugin, Recommender):
         reg = self.bpr.regularization(user, pos, neg)
         total = bpr + self.bpr.reg_weight * reg
         parts = {"bpr": bpr.detach(), "reg": reg.detach()}
-        if self.bma is not None:
+
+        def batch_dual() -> DualRepresentation:  # only the plug-in needs it
             user_modal = self.user_mean(item_modal)[users]
-            total = self.add_bma(
-                total, parts, user, item_graph[pos_items], user_modal, item_modal[pos_items]
+            return DualRepresentation(
+                user, item_graph[pos_items], user_modal, item_modal[pos_items]
             )
-        return total, parts
+
+        return total, parts, batch_dual
 
 
 def _check_arguments(knn_k: int, lambda_coeff: float) -> None:

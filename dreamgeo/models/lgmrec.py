@@ -12,7 +12,7 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import HParam, HParams
-from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import (
     ItemFeatures,
     item_features,
@@ -20,7 +20,7 @@ from dreamgeo.models.modal_inputs import (
     user_mean_operator,
 )
 from dreamgeo.models.registry import register_model
-from dreamgeo.nn.bma_loss import BMALoss, info_nce
+from dreamgeo.nn.bma_loss import info_nce
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.sparse import SparseOperator
@@ -35,7 +35,7 @@ __all__ = ["LGMRec"]
     tables=("table2",),
     bma_plugin=True,
 )
-class LGMRec(BMAPlugin, Recommender):
+class LGMRec(Recommender):
     r"""LGMRec from `"LGMRec: Local and Global Graph Learning for Multimodal
     Recommendation" <https://arxiv.org/abs/2312.16400>`_ (Guo et al., AAAI 2024), as in
     MMRec.
@@ -78,7 +78,8 @@ class LGMRec(BMAPlugin, Recommender):
     {\sum_b \exp(\cos(\mathbf{g}_a^m, \mathbf{g}_b^{m'})/\tau)}`; the norms in the
     regularizer are Frobenius norms of the batch matrices (MMRec).
 
-    **BMA plug-in** (DREAM, Table 4): with :obj:`bma`, the loss adds
+    **BMA plug-in** (DREAM, Table 4): with the plug-in :attr:`bma` set (by the registry, or by
+    assigning a :class:`~dreamgeo.nn.BMALoss`), the loss adds
     ``bma(E^c_u[users], E^c_i[pos], M_u[users], M_i[pos])``: behaviour = the
     collaborative embeddings :math:`\mathbf{E}^c`, modal = everything built from the
     features, :math:`\mathbf{M} = \sum_m \mathrm{norm}(\mathbf{E}^m) + \alpha\,
@@ -113,8 +114,6 @@ class LGMRec(BMAPlugin, Recommender):
         reg_weight (float, optional): :math:`\lambda`. (default: :obj:`1e-6`)
         tau (float, optional): :math:`\tau` of Gumbel-softmax and of the contrastive
             loss. (default: :obj:`0.2`)
-        bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
-            (default: :obj:`None`)
 
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
@@ -200,7 +199,6 @@ class LGMRec(BMAPlugin, Recommender):
         cl_weight: float = 1e-4,
         reg_weight: float = 1e-6,
         tau: float = 0.2,
-        bma: BMALoss | None = None,
     ):
         super().__init__(num_users, num_items, edge_index, features)
         if embedding_dim <= 0 or num_hyperedges <= 0:
@@ -246,7 +244,6 @@ class LGMRec(BMAPlugin, Recommender):
         )
         self.hyper_dropout = torch.nn.Dropout(1.0 - keep_rate)
         self.bpr = BPRLoss(reg_weight)
-        self.bma = bma
         self.reset_parameters()
 
     @classmethod
@@ -327,9 +324,7 @@ class LGMRec(BMAPlugin, Recommender):
         # MMRec sums over the batch; against every user / item as candidates
         return index.numel() * info_nce(anchor[index], candidates, self.tau, target=index)
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         rep, hyper = self._representations()
         user = rep.user_behavior[users] + rep.user_modal[users]
         pos = rep.item_behavior[pos_items] + rep.item_modal[pos_items]
@@ -342,12 +337,13 @@ class LGMRec(BMAPlugin, Recommender):
             cl = cl + self._contrast(hyper[a][1], hyper[b][1], pos_items)
         total = bpr + self.cl_weight * cl + self.bpr.reg_weight * reg
         parts = {"bpr": bpr.detach(), "cl": cl.detach(), "reg": reg.detach()}
-        total = self.add_bma(
+        return (
             total,
             parts,
-            rep.user_behavior[users],
-            rep.item_behavior[pos_items],
-            rep.user_modal[users],
-            rep.item_modal[pos_items],
+            DualRepresentation(
+                rep.user_behavior[users],
+                rep.item_behavior[pos_items],
+                rep.user_modal[users],
+                rep.item_modal[pos_items],
+            ),
         )
-        return total, parts

@@ -8,7 +8,7 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import HParam, HParams
-from dreamgeo.models.base import Recommender
+from dreamgeo.models.base import Objective, Recommender
 from dreamgeo.models.modal_inputs import propagate_layers
 from dreamgeo.models.registry import register_model
 from dreamgeo.nn.bpr_loss import BPRLoss
@@ -112,9 +112,7 @@ class LightGCN(Recommender):
     def forward(self) -> tuple[Tensor, Tensor]:
         return self.propagate(self.user_embedding.weight, self.item_embedding.weight)
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         user_emb, item_emb = self.forward()
         u = user_emb[users]
         pos_score = (u * item_emb[pos_items]).sum(-1)
@@ -126,4 +124,4 @@ class LightGCN(Recommender):
             self.item_embedding(neg_items),
         )
         total = bpr + self.bpr.reg_weight * reg
-        return total, {"bpr": bpr.detach(), "reg": reg.detach()}
+        return total, {"bpr": bpr.detach(), "reg": reg.detach()}, None

@@ -10,7 +10,7 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import HParam, HParams
-from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import (
     ITEM_BIAS,
     ITEM_KNN_K,
@@ -22,7 +22,7 @@ from dreamgeo.models.modal_inputs import (
     propagate_layers,
 )
 from dreamgeo.models.registry import register_model
-from dreamgeo.nn.bma_loss import BMALoss, info_nce
+from dreamgeo.nn.bma_loss import info_nce
 from dreamgeo.nn.bpr_loss import BPRLoss
 from dreamgeo.nn.conv import BipartiteLGConv
 from dreamgeo.nn.dynamic_negatives import DynamicNegativeSampling
@@ -39,7 +39,7 @@ __all__ = ["MGCN"]
     tables=("table2", "table4"),
     bma_plugin=True,
 )
-class MGCN(BMAPlugin, Recommender):
+class MGCN(Recommender):
     r"""MGCN from `"Multi-View Graph Convolutional Network for Multimedia
     Recommendation" <https://arxiv.org/abs/2308.03588>`_ (Yu et al., ACM MM 2023), as
     in MMRec.
@@ -82,7 +82,8 @@ class MGCN(BMAPlugin, Recommender):
         \lambda_{cl}\big[\mathrm{InfoNCE}(\mathbf{e}_{s}^{i^+}, \bar{\mathbf{e}}_{id}^{i^+})
         + \mathrm{InfoNCE}(\mathbf{e}_{s}^{u}, \bar{\mathbf{e}}_{id}^{u})\big]
 
-    **BMA plug-in** (DREAM, Table 4): with :obj:`bma`, the loss adds
+    **BMA plug-in** (DREAM, Table 4): with the plug-in :attr:`bma` set (by the registry, or by
+    assigning a :class:`~dreamgeo.nn.BMALoss`), the loss adds
     ``bma(ē_id_u[users], ē_id_i[pos], e_s_u[users], e_s_i[pos])``: behaviour = the
     user–item view :math:`\bar{\mathbf{e}}_{id}`, modal = the fused side
     representation :math:`\mathbf{e}_s` (see :meth:`dual_representations`); the parts
@@ -126,8 +127,6 @@ class MGCN(BMAPlugin, Recommender):
         item_bias (bool, optional): Add a learned item bias :math:`b_i` to every score
             (:class:`~dreamgeo.nn.ItemBias`; in the L2 term with the item rows; beyond
             MGCN's paper; DREAM has the same option). (default: :obj:`False`)
-        bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
-            (default: :obj:`None`)
 
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]`` (one more
@@ -181,7 +180,6 @@ class MGCN(BMAPlugin, Recommender):
         train_features: bool = True,
         negative_candidates: int = 1,
         item_bias: bool = False,
-        bma: BMALoss | None = None,
     ):
         super().__init__(num_users, num_items, edge_index, features, item_graphs)
         if embedding_dim <= 0 or num_layers < 0 or num_modal_layers < 0:
@@ -232,7 +230,6 @@ class MGCN(BMAPlugin, Recommender):
         )
         self.item_bias = ItemBias(num_items) if item_bias else None
         self.bpr = BPRLoss(reg_weight)
-        self.bma = bma
         self.reset_parameters()
 
     @classmethod
@@ -320,9 +317,7 @@ class MGCN(BMAPlugin, Recommender):
             return self.item_bias.users(user), self.item_bias.items(item)
         return user, item
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         rep = self.dual_representations()
         user = rep.user_behavior[users] + rep.user_modal[users]
         scoring_user = user if self.item_bias is None else self.item_bias.users(user)
@@ -340,12 +335,13 @@ class MGCN(BMAPlugin, Recommender):
         cl = cl + info_nce(rep.user_modal[users], rep.user_behavior[users], self.tau)
         total = bpr + self.bpr.reg_weight * reg + self.cl_weight * cl
         parts = {"bpr": bpr.detach(), "reg": reg.detach(), "cl": cl.detach()}
-        total = self.add_bma(
+        return (
             total,
             parts,
-            rep.user_behavior[users],
-            rep.item_behavior[pos_items],
-            rep.user_modal[users],
-            rep.item_modal[pos_items],
+            DualRepresentation(
+                rep.user_behavior[users],
+                rep.item_behavior[pos_items],
+                rep.user_modal[users],
+                rep.item_modal[pos_items],
+            ),
         )
-        return total, parts

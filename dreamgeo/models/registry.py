@@ -214,12 +214,7 @@ class ModelInfo:
         settings among them are ignored here) and runtime options (see
         :data:`RUNTIME_OPTIONS`; :obj:`None` values are dropped)."""
         model_values, _ = self.hparams.split({k: v for k, v in values.items() if k in self.hparams})
-        if self.bma_plugin:
-            use_bma = model_values.pop("bma")
-            tau = model_values.pop("bma_tau")
-            intra = model_values.pop("bma_intra_weight")
-            inter = model_values.pop("bma_inter_weight")
-            model_values["bma"] = BMALoss(tau, intra, inter) if use_bma else None
+        plugin = {name: model_values.pop(name) for name in BMA_HPARAMS if name in model_values}
         runtime = {key: value for key, value in runtime.items() if value is not None}
         refused = sorted(set(runtime) - set(self.runtime_options))
         if "graph_cache_dir" in refused:  # a cache is harmless to offer to any model
@@ -236,6 +231,10 @@ class ModelInfo:
         model = self.cls.from_data(data, **model_values, **runtime)
         if model.seen_edge_index is None:
             model.seen_edge_index = data[INTERACTS].edge_index
+        if plugin.get("bma"):  # the registry attaches BMA; the model only exposes its rows
+            model.bma = BMALoss(
+                plugin["bma_tau"], plugin["bma_intra_weight"], plugin["bma_inter_weight"]
+            )
         return model
 
 
@@ -289,7 +288,7 @@ def register_model(
             raise TypeError(f"register_model: {cls.__name__}.HPARAMS must be an HParams")
         hparams = COMMON_HPARAMS + (BMA_HPARAMS if bma_plugin else HParams())
         hparams = TRAIN_HPARAMS + hparams + own
-        plugin = set(BMA_HPARAMS) - {"bma"}  # combined into one BMALoss by build()
+        plugin = set(BMA_HPARAMS)  # attached by build() as one BMALoss
         for param in hparams.params:
             if param.target == MODEL and param.name not in _accepted(cls) | plugin:
                 raise TypeError(f"register_model: {cls.__name__}.from_data takes no {param.name}")

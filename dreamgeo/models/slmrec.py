@@ -11,10 +11,10 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER
 from dreamgeo.hparams import TRAIN, HParam, HParams
-from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import item_features, propagate_layers
 from dreamgeo.models.registry import register_model
-from dreamgeo.nn.bma_loss import BMALoss, info_nce
+from dreamgeo.nn.bma_loss import info_nce
 from dreamgeo.nn.conv import BipartiteLGConv
 
 __all__ = ["SLMRec"]
@@ -34,7 +34,7 @@ def _in_batch_cross_entropy(anchor: Tensor, positive: Tensor, tau: float) -> Ten
     tables=("table2",),
     bma_plugin=True,
 )
-class SLMRec(BMAPlugin, Recommender):
+class SLMRec(Recommender):
     r"""SLMRec from `"Self-supervised Learning for Multimedia Recommendation"
     <https://doi.org/10.1109/TMM.2022.3187556>`_ (Tao et al., IEEE TMM 2022), as in
     MMRec with its default self-supervised task, fine-and-coarse (FAC).
@@ -70,7 +70,8 @@ class SLMRec(BMAPlugin, Recommender):
     (MMRec's order), otherwise the data's order; one or two modalities are supported
     (FAC is defined for MMRec's image/text pair).
 
-    **BMA plug-in**: with :obj:`bma`, the loss adds ``bma(E^id_u[users], E^id_i[pos],
+    **BMA plug-in**: with the plug-in :attr:`bma` set (by the registry, or by
+    assigning a :class:`~dreamgeo.nn.BMALoss`), the loss adds ``bma(E^id_u[users], E^id_i[pos],
     M_u[users], M_i[pos])``: behaviour = the ID view, modal = the mean of the modality
     views :math:`\mathbf{M} = \frac{1}{|\mathcal{M}|}\sum_m \mathbf{E}^m` (before the
     fusion layers; see :meth:`dual_representations`); the parts then include ``"bma"``.
@@ -91,8 +92,6 @@ class SLMRec(BMAPlugin, Recommender):
         tau (float, optional): :math:`\tau` of the main task. (default: :obj:`0.2`)
         ssl_tau (float, optional): :math:`\tau_{ssl}`. (default: :obj:`0.2`)
         ssl_weight (float, optional): :math:`\alpha`. (default: :obj:`0.1`)
-        bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
-            (default: :obj:`None`)
 
     Shapes:
         - **output of** :meth:`forward`: users ``[M, d]``, items ``[N, d]``
@@ -163,7 +162,6 @@ class SLMRec(BMAPlugin, Recommender):
         tau: float = 0.2,
         ssl_tau: float = 0.2,
         ssl_weight: float = 0.1,
-        bma: BMALoss | None = None,
     ):
         super().__init__(num_users, num_items, edge_index, features)
         if embedding_dim <= 1 or embedding_dim % 2 or num_layers < 0:
@@ -210,7 +208,6 @@ class SLMRec(BMAPlugin, Recommender):
             self.fine_middle = torch.nn.Linear(d, d)
             self.middle_coarse = torch.nn.Linear(d, d // 2)
             self.second_coarse = torch.nn.Linear(d, d // 2)
-        self.bma = bma
         self.reset_parameters()
 
     @classmethod
@@ -269,19 +266,19 @@ class SLMRec(BMAPlugin, Recommender):
             loss = loss + _in_batch_cross_entropy(coarse, second, self.ssl_tau)
         return loss
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         views = self.views()
         user, item = self._fuse(views)
         main = info_nce(user[users], item[pos_items], self.tau)
         ssl = self.fine_and_coarse(views, pos_items)
         total = main + self.ssl_weight * ssl
         parts = {"infonce": main.detach(), "ssl": ssl.detach()}
-        if self.bma is not None:  # the fused modal view is only needed by the plug-in
+
+        def batch_dual() -> DualRepresentation:  # only the plug-in needs it
             user_modal = torch.stack([view[0][users] for view in views[1:]]).mean(0)
             item_modal = torch.stack([view[1][pos_items] for view in views[1:]]).mean(0)
-            total = self.add_bma(
-                total, parts, views[0][0][users], views[0][1][pos_items], user_modal, item_modal
+            return DualRepresentation(
+                views[0][0][users], views[0][1][pos_items], user_modal, item_modal
             )
-        return total, parts
+
+        return total, parts, batch_dual

@@ -10,10 +10,9 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.datasets.schema import ITEM, USER
 from dreamgeo.hparams import HParam, HParams
-from dreamgeo.models.base import BMAPlugin, DualRepresentation, Recommender
+from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import item_features
 from dreamgeo.models.registry import register_model
-from dreamgeo.nn.bma_loss import BMALoss
 from dreamgeo.nn.bpr_loss import BPRLoss
 
 __all__ = ["VBPR"]
@@ -26,7 +25,7 @@ __all__ = ["VBPR"]
     tables=("table2", "table4"),
     bma_plugin=True,
 )
-class VBPR(BMAPlugin, Recommender):
+class VBPR(Recommender):
     r"""VBPR from `"VBPR: Visual Bayesian Personalized Ranking from Implicit Feedback"
     <https://arxiv.org/abs/1510.01784>`_ (He and McAuley, AAAI 2016), as in MMRec and
     the DREAM paper: the item content :math:`\mathbf{f}_i` is the concatenation of the raw
@@ -43,7 +42,8 @@ class VBPR(BMAPlugin, Recommender):
     \|\mathbf{e}_{i^+}\|^2 + \|\mathbf{e}_{i^-}\|^2)` on the batch's final ``[2d]``
     vectors. :meth:`forward` returns the concatenations.
 
-    **BMA plug-in** (DREAM, Table 4): with :obj:`bma`, the loss adds
+    **BMA plug-in** (DREAM, Table 4): with the plug-in :attr:`bma` set (by the registry, or by
+    assigning a :class:`~dreamgeo.nn.BMALoss`), the loss adds
     ``bma(γ_u[users], γ_i[pos], θ_u[users], (E f + b)[pos])``: behaviour = the ID
     factors :math:`\boldsymbol{\gamma}`, modal = the user's visual factors
     :math:`\boldsymbol{\theta}_u` and the projected item content (see
@@ -68,8 +68,6 @@ class VBPR(BMAPlugin, Recommender):
             :math:`\boldsymbol{\theta}` (final vectors have :math:`2d`).
             (default: :obj:`64`)
         reg_weight (float, optional): :math:`\lambda`. (default: :obj:`1e-2`)
-        bma (BMALoss, optional): Behaviour-Modal Alignment added to the loss.
-            (default: :obj:`None`)
 
     Shapes:
         - **output of** :meth:`forward`: users ``[M, 2d]``, items ``[N, 2d]``
@@ -97,7 +95,6 @@ class VBPR(BMAPlugin, Recommender):
         features: Tensor | Mapping[str, Tensor],
         embedding_dim: int = 64,
         reg_weight: float = 1e-2,
-        bma: BMALoss | None = None,
     ):
         super().__init__(num_users, num_items, features=features)
         if isinstance(features, Mapping):
@@ -116,7 +113,6 @@ class VBPR(BMAPlugin, Recommender):
         self.item_embedding = torch.nn.Embedding(num_items, embedding_dim)
         self.projection = torch.nn.Linear(features.size(1), embedding_dim)
         self.bpr = BPRLoss(reg_weight)
-        self.bma = bma
         self.reset_parameters()
 
     @classmethod
@@ -149,9 +145,7 @@ class VBPR(BMAPlugin, Recommender):
         item = torch.cat([rep.item_behavior, rep.item_modal], dim=-1)
         return user, item
 
-    def loss(
-        self, users: Tensor, pos_items: Tensor, neg_items: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
         user_id = self.user_embedding(users)
         user_visual = self.user_visual_embedding(users)
         pos_id, neg_id = self.item_embedding(pos_items), self.item_embedding(neg_items)
@@ -164,5 +158,4 @@ class VBPR(BMAPlugin, Recommender):
         reg = self.bpr.regularization(user, pos, neg)
         total = bpr + self.bpr.reg_weight * reg
         parts = {"bpr": bpr.detach(), "reg": reg.detach()}
-        total = self.add_bma(total, parts, user_id, pos_id, user_visual, pos_content)
-        return total, parts
+        return total, parts, DualRepresentation(user_id, pos_id, user_visual, pos_content)
