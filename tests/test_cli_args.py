@@ -121,7 +121,8 @@ def test_unknown_dataset_lists_the_available_ones(tmp_path, capsys, no_data):
     assert line == (
         f"dreamgeo train: error: --dataset sprots: no MMRec files at "
         f"{tmp_path / 'sprots' / 'sprots.inter'}; datasets in {tmp_path}: baby, sports; "
-        f"embedded: scientific (pass --preset NAME to train on planted synthetic data)"
+        f"embedded: scientific (make a dataset folder from raw files with `dreamgeo "
+        f"prepare`, see docs/data.md)"
     )
     assert no_data == []
 
@@ -138,8 +139,8 @@ def test_dataset_folder_without_inter_file(tmp_path, capsys, no_data):
     line = run_error(["train", "--data-root", str(tmp_path), "--dataset", "baby"], capsys)
     assert line == (
         f"dreamgeo train: error: --dataset baby: the folder {tmp_path / 'baby'} exists but "
-        f"has no baby.inter; add it (MMRec format: see docs/data.md), or pass --preset NAME "
-        f"for planted data"
+        f"has no baby.inter; add it (MMRec format: see docs/data.md), or make the folder "
+        f"from raw interactions with `dreamgeo prepare`"
     )
     assert no_data == []
 

@@ -9,6 +9,7 @@ import torch
 from dreamgeo.datasets import INTERACTS, ITEM, USER, MMRecDataset
 
 HEADER = "userID\titemID\trating\ttimestamp\tx_label"
+MODALITIES = {"image": "image_feat.npy", "text": "text_feat.npy"}
 
 
 def write_dataset(
@@ -193,7 +194,7 @@ def test_transform_and_all_zero_rows_warning(tmp_path, caplog):
 
 
 def test_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"nothere.*does not exist.*write_planted"):
+    with pytest.raises(FileNotFoundError, match=r"nothere.*does not exist.*dreamgeo prepare"):
         MMRecDataset(tmp_path, "nothere")
     assert not (tmp_path / "nothere").exists()  # and nothing was created
 
@@ -202,8 +203,17 @@ def test_missing_folder(tmp_path):
 def test_missing_file(tmp_path, missing):
     directory = write_dataset(tmp_path)
     (directory / missing).unlink()
-    with pytest.raises(FileNotFoundError, match=rf"missing {missing}.*write_planted"):
-        MMRecDataset(tmp_path, "toy")
+    with pytest.raises(FileNotFoundError) as raised:
+        MMRecDataset(tmp_path, "toy", modalities=MODALITIES)
+    message = str(raised.value)
+    assert f"missing {missing}" in message and "dreamgeo prepare" in message
+    assert "write_planted" not in message and "synthetic" not in message
+    if missing == "text_feat.npy":
+        assert "feature files found: image (image_feat.npy)" in message
+        # without a choice the folder's one modality is read; asked for by name: an error
+        assert list(MMRecDataset(tmp_path, "toy", log=False).modalities) == ["image"]
+        with pytest.raises(FileNotFoundError, match=r"no modality 'text' \(no text_feat\.npy\)"):
+            MMRecDataset(tmp_path, "toy", modalities=["image", "text"])
 
 
 def test_missing_column(tmp_path):

@@ -19,7 +19,7 @@ import logging
 import os
 import shutil
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.abc import Traversable
@@ -218,6 +218,7 @@ def load(
     *,
     data_root: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
+    modalities: Sequence[str] | None = None,
 ) -> HeteroData:
     r"""Loads a real dataset: the MMRec folder ``data_root/name`` if
     ``data_root`` is given and that folder exists, else the copy of ``name``
@@ -257,6 +258,9 @@ def load(
             and keep processed caches (see
             :func:`~dreamgeo.datasets.cache.resolve_cache_dir`).
             (default: :obj:`None`)
+        modalities (Sequence[str], optional): The modalities to read, e.g.
+            ``["text"]``, in that order. (default: :obj:`None`, all of them:
+            ``image`` and ``text`` for Scientific)
 
     Shapes:
         - **output:** as :class:`~dreamgeo.datasets.MMRecDataset`;
@@ -271,7 +275,9 @@ def load(
     """
     if data_root is not None and (Path(data_root).expanduser() / name).is_dir():
         logger.info("dataset %r: MMRec files in %s", name, Path(data_root).expanduser() / name)
-        return MMRecDataset(data_root, name, cache_dir=cache_dir, log=False)[0]
+        return MMRecDataset(data_root, name, modalities=modalities, cache_dir=cache_dir, log=False)[
+            0
+        ]
     if data_root is not None and name not in EMBEDDED_DATASETS:
         raise FileNotFoundError(
             f"dataset folder {Path(data_root).expanduser() / name} does not exist and "
@@ -292,4 +298,16 @@ def load(
         name,
         _combined_digest(info.files)[:16],
     )
-    return MMRecDataset(root, name, modalities=dict(info.modalities), log=False)[0]
+    chosen = dict(info.modalities)
+    if modalities is not None:
+        names = [modalities] if isinstance(modalities, str) else list(modalities)
+        absent = [m for m in names if m not in chosen]
+        if absent or not names:
+            raise ValueError(
+                f"embedded dataset {name!r} has no modality {', '.join(map(repr, absent))}; "
+                f"its modalities: {', '.join(chosen)}"
+                if absent
+                else f"embedded dataset {name!r}: no modality chosen"
+            )
+        chosen = {m: chosen[m] for m in names}
+    return MMRecDataset(root, name, modalities=chosen, log=False)[0]

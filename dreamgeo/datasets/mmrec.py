@@ -6,9 +6,11 @@ A dataset ``name`` lives in one folder ``root/name``:
   ``userID  itemID  rating  timestamp  x_label``. Columns may come in any
   order and extra columns are ignored; ``userID``, ``itemID`` and ``x_label``
   (``0`` train, ``1`` valid, ``2`` test) are required.
-* one ``.npy`` file per modality (default ``image_feat.npy`` and
-  ``text_feat.npy``), a float array ``[N, d_m]`` whose row :math:`j` holds
-  the features of item :math:`j`.
+* one ``.npy`` file per modality, ``<modality>_feat.npy`` (``image_feat.npy``,
+  ``text_feat.npy``, ``audio_feat.npy``, ...), a float array ``[N, d_m]`` whose
+  row :math:`j` holds the features of item :math:`j`. Without a choice, every
+  ``<modality>_feat.npy`` in the folder is read, by name in sorted order
+  (:func:`find_modalities`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +31,25 @@ from torch_geometric.data import HeteroData, InMemoryDataset
 from dreamgeo.datasets.cache import resolve_cache_dir
 from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key
 
-__all__ = ["MMRecDataset", "read_mmrec"]
+__all__ = [
+    "MMRecDataset",
+    "read_mmrec",
+    "FEATURE_SUFFIX",
+    "find_modalities",
+    "resolve_modalities",
+    "require_held_out",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODALITIES: dict[str, str] = {
-    "image": "image_feat.npy",
-    "text": "text_feat.npy",
-}
+#: The file name ending that makes a file in a dataset folder a modality:
+#: ``<modality>_feat.npy``.
+FEATURE_SUFFIX = "_feat.npy"
+_PREPARE_HINT = (
+    "make a dataset folder from raw files with `dreamgeo prepare` (interactions, "
+    "--feature MODALITY=FILE) and `dreamgeo features` (item text and images); see "
+    "docs/data.md"
+)
 _REQUIRED_COLUMNS: tuple[str, ...] = ("userID", "itemID", "x_label")
 _SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")
 # Bump when the processed HeteroData changes meaning, so old caches are not reused.
@@ -69,8 +82,12 @@ class MMRecDataset(InMemoryDataset):
     their valid and test rows (counted in an info log, as MMRec does), and the
     remaining users are renumbered :math:`0, \dots, M-1` in the order of their
     original ids (kept as ``data['user'].original_id``). Repeated
-    ``(userID, itemID)`` rows are dropped with a warning; the one kept is the
-    earliest split (train before valid before test). All-zero feature rows are
+    ``(userID, itemID)`` rows are dropped with a warning that counts them per
+    ``x_label``; the one kept is the earliest split (train before valid before
+    test), among equal splits the first in the file. Feature rows past the
+    largest item id of ``name.inter`` are kept as items without interactions
+    (MMRec's convention) and counted in a warning, since they are also what
+    features of another numbering look like. All-zero feature rows are
     kept and counted in a warning: cosine similarity is undefined for them, so
     :func:`~dreamgeo.graph.knn_graph_cosine` links such an item to itself only.
 
@@ -78,7 +95,8 @@ class MMRecDataset(InMemoryDataset):
     repair: a NUL byte (UTF-16 or binary file), a carriage return that does not
     end a line, a line with another number of tab-separated fields than the
     header (with a hint when it holds commas, semicolons or spaces), an id that
-    is not a non-negative integer of at most 18 digits, an ``x_label`` outside
+    is not a non-negative integer of at most 18 digits (text ids are an error
+    that points to ``dreamgeo prepare``), an ``x_label`` outside
     :math:`\{0, 1, 2\}`, an item id past the feature rows, and a feature file
     that is empty, truncated, followed by extra bytes, not 2-D, not float,
     without rows or columns, or holding NaN or infinite values.
@@ -99,12 +117,15 @@ class MMRecDataset(InMemoryDataset):
         root (str or Path): The folder that holds the dataset folder ``name``.
         name (str): The dataset name, e.g. ``"baby"``; the interactions are
             read from ``root/name/name.inter``.
-        modalities (Mapping[str, str], optional): Modality name to ``.npy``
-            file name inside ``root/name``. The features of modality ``m`` are
-            stored as ``data['item'].x_<m>``. (default: :obj:`None`, meaning
-            the ``"modalities"`` listed in a ``planted.json`` written by
-            :func:`~dreamgeo.datasets.write_planted` if there is one, else
-            ``{"image": "image_feat.npy", "text": "text_feat.npy"}``)
+        modalities (Sequence[str] or Mapping[str, str], optional): The
+            modalities to read: a list of names, each read from its file
+            ``<name>_feat.npy`` (or the file a ``planted.json`` sidecar lists
+            for it), in the order given, e.g. ``["image", "audio"]``; or a
+            mapping of modality name to any ``.npy`` file name inside
+            ``root/name``, e.g. ``{"audio": "vggish.npy"}``. The features of
+            modality ``m`` are stored as ``data['item'].x_<m>``; ``{}`` reads
+            the interactions alone. (default: :obj:`None`, meaning every
+            modality of the folder, see :func:`find_modalities`)
         transform (callable, optional): A function applied to the
             :class:`HeteroData` on every access. (default: :obj:`None`)
         force_reload (bool, optional): Re-process even if a matching cache
@@ -122,7 +143,9 @@ class MMRecDataset(InMemoryDataset):
           ``data['user'].original_id`` long :math:`[M]`.
 
     Raises:
-        FileNotFoundError: If the folder or one of the files is missing.
+        FileNotFoundError: If the folder or one of the files is missing, the
+            folder has no ``<name>_feat.npy`` file, or a chosen modality has
+            none; the message lists the feature files found.
         ValueError: If a file is malformed; the message names the file and the
             line, column or row at fault.
     """
@@ -131,7 +154,7 @@ class MMRecDataset(InMemoryDataset):
         self,
         root: str | os.PathLike,
         name: str,
-        modalities: Mapping[str, str] | None = None,
+        modalities: Sequence[str] | Mapping[str, str] | None = None,
         transform: Callable[[HeteroData], HeteroData] | None = None,
         force_reload: bool = False,
         log: bool = True,
@@ -139,16 +162,14 @@ class MMRecDataset(InMemoryDataset):
     ) -> None:
         self.name = name
         self._root_path = Path(root).expanduser()
-        if modalities is None:
-            modalities = self.default_modalities(root, name)
-        self.modalities = _check_modalities(modalities)
         # Checked before InMemoryDataset.__init__, which would create the folder.
         if not self._dataset_dir.is_dir():
             raise FileNotFoundError(
                 f"dataset folder {self._dataset_dir} does not exist; expected "
-                f"{self._file_list()} in it (create synthetic data with "
-                f"dreamgeo.datasets.write_planted(root, {name!r}))"
+                f"{self.inter_file_name} and one <modality>{FEATURE_SUFFIX} file per "
+                f"modality in it; {_PREPARE_HINT}"
             )
+        self.modalities = resolve_modalities(self._dataset_dir, modalities)
         if self._missing_files():
             self.download()
         self._fingerprint = self._compute_fingerprint()
@@ -158,17 +179,15 @@ class MMRecDataset(InMemoryDataset):
 
     @staticmethod
     def default_modalities(root: str | os.PathLike, name: str) -> dict[str, str]:
-        r"""The modality files read when none are given: those listed in
-        ``root/name/planted.json`` if there is one, else
-        ``{"image": "image_feat.npy", "text": "text_feat.npy"}``. Reads no
-        data file, so callers can check modality names before loading.
+        r"""The modality files read when none are given (:func:`find_modalities`
+        of ``root/name``; empty when the folder does not exist). Reads no data
+        file, so callers can check modality names before loading.
 
         Args:
             root (str or Path): The folder that holds the dataset folder ``name``.
             name (str): The dataset name.
         """
-        directory = Path(root).expanduser() / name
-        return _planted_modalities(directory) or dict(DEFAULT_MODALITIES)
+        return find_modalities(Path(root).expanduser() / name)
 
     @property
     def _dataset_dir(self) -> Path:
@@ -234,11 +253,16 @@ class MMRecDataset(InMemoryDataset):
         r"""Nothing can be downloaded: raises :class:`FileNotFoundError`
         naming the missing files."""
         missing = self._missing_files()
+        if self.inter_file_name in missing:
+            hint = f"{self.inter_file_name} holds the interactions; {_PREPARE_HINT}"
+        else:
+            hint = (
+                f"feature files found: {_feature_listing(self._dataset_dir)}; "
+                f"{_NAMING_RULE}; {_PREPARE_HINT}"
+            )
         raise FileNotFoundError(
             f"dataset {self.name!r} in {self._dataset_dir} is missing "
-            f"{', '.join(missing)} (expected: {self._file_list()}); MMRec files "
-            f"cannot be downloaded here, put them there or create a synthetic "
-            f"dataset with dreamgeo.datasets.write_planted(root, {self.name!r})"
+            f"{', '.join(missing)} (expected: {self._file_list()}); {hint}"
         )
 
     def process(self) -> None:
@@ -258,6 +282,106 @@ class MMRecDataset(InMemoryDataset):
         )
 
 
+_NAMING_RULE = (
+    f"a modality is a file <name>{FEATURE_SUFFIX} (image{FEATURE_SUFFIX}, "
+    f"text{FEATURE_SUFFIX}, audio{FEATURE_SUFFIX}, ...), all of them read unless "
+    "--modalities NAME,... (modalities=[...] in Python) chooses some"
+)
+
+
+def find_modalities(dataset_dir: str | os.PathLike) -> dict[str, str]:
+    r"""The modalities of a dataset folder, modality name to file name: those
+    a ``planted.json`` sidecar lists (as :func:`~dreamgeo.datasets.write_planted`
+    writes it; it may name files of any name) if there is one, else every file
+    ``<modality>_feat.npy`` in the folder, sorted by name (so ``image`` comes
+    before ``text``). Reads no data file; a folder that does not exist has
+    none.
+
+    Args:
+        dataset_dir (str or Path): The dataset folder.
+    """
+    dataset_dir = Path(dataset_dir)
+    listed = _planted_modalities(dataset_dir)
+    if listed:
+        return listed
+    if not dataset_dir.is_dir():
+        return {}
+    names = sorted(
+        path.name[: -len(FEATURE_SUFFIX)]
+        for path in dataset_dir.iterdir()
+        if path.name.endswith(FEATURE_SUFFIX) and len(path.name) > len(FEATURE_SUFFIX)
+    )
+    return {
+        m: f"{m}{FEATURE_SUFFIX}" for m in names if (dataset_dir / f"{m}{FEATURE_SUFFIX}").is_file()
+    }
+
+
+def _feature_listing(dataset_dir: Path) -> str:
+    r"""The feature files of ``dataset_dir`` for error messages, e.g.
+    ``"image (image_feat.npy), audio (audio_feat.npy)"``, else what the folder holds."""
+    found = find_modalities(dataset_dir)
+    if found:
+        return ", ".join(f"{m} ({f})" for m, f in found.items())
+    try:
+        files = sorted(p.name for p in dataset_dir.iterdir() if p.is_file())
+    except OSError:
+        files = []
+    shown = ", ".join(files[:20]) + (f", ... ({len(files)} files)" if len(files) > 20 else "")
+    return f"none (the folder holds: {shown or 'nothing'})"
+
+
+def resolve_modalities(
+    dataset_dir: str | os.PathLike,
+    modalities: Sequence[str] | Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    r"""The modality name to file name mapping that :class:`MMRecDataset` reads
+    from ``dataset_dir``, checked without reading any data file.
+
+    Args:
+        dataset_dir (str or Path): The dataset folder.
+        modalities (Sequence[str] or Mapping[str, str], optional): :obj:`None`
+            for every modality of the folder (:func:`find_modalities`), a list
+            of names for those (in the order given; a single string is one
+            name), or a mapping of name to file name, taken as it is.
+            (default: :obj:`None`)
+
+    Raises:
+        FileNotFoundError: When the folder has no modality at all (and none was
+            asked for), or a listed name has no file; the message lists the
+            feature files found and how modalities are named.
+        ValueError: For an empty list, a name given twice, or a name that is
+            not a Python identifier.
+    """
+    dataset_dir = Path(dataset_dir)
+    if isinstance(modalities, Mapping):
+        return _check_modalities(modalities)
+    found = find_modalities(dataset_dir)
+    if modalities is None:
+        if not found:
+            raise FileNotFoundError(
+                f"{dataset_dir}: no feature files: {_NAMING_RULE}; found "
+                f"{_feature_listing(dataset_dir)}; {_PREPARE_HINT} (to read the "
+                f"interactions alone, pass modalities={{}})"
+            )
+        return _check_modalities(found)
+    names = [modalities] if isinstance(modalities, str) else list(modalities)
+    if not names:
+        raise ValueError(
+            f"{dataset_dir}: no modality chosen; found {_feature_listing(dataset_dir)}"
+        )
+    repeated = sorted({m for m in names if names.count(m) > 1})
+    if repeated:
+        raise ValueError(f"{dataset_dir}: modality {', '.join(repeated)} chosen twice")
+    absent = [m for m in names if m not in found]
+    if absent:
+        files = ", ".join(f"{m}{FEATURE_SUFFIX}" for m in absent)
+        raise FileNotFoundError(
+            f"{dataset_dir}: no modality {', '.join(repr(m) for m in absent)} (no {files}); "
+            f"modalities found: {_feature_listing(dataset_dir)}; {_NAMING_RULE}"
+        )
+    return _check_modalities({m: found[m] for m in names})
+
+
 def _planted_modalities(dataset_dir: Path) -> dict[str, str] | None:
     r"""The modality files listed by a ``planted.json`` sidecar, if any."""
     try:
@@ -273,13 +397,20 @@ def _check_modalities(modalities: Mapping[str, str]) -> dict[str, str]:
     for modality, file_name in modalities.items():
         if not isinstance(modality, str) or not modality.isidentifier():
             raise ValueError(
-                f"modality name {modality!r} must be a Python identifier "
-                f"(it becomes the attribute x_<modality>)"
+                f"modality name {modality!r} (file {file_name!r}) must be a Python "
+                f"identifier (it becomes the attribute x_<modality>): rename the file, "
+                f"e.g. {_identifier(str(modality))}{FEATURE_SUFFIX}, or choose the "
+                f"other modalities with --modalities"
             )
         if not isinstance(file_name, str) or not file_name:
             raise ValueError(f"modality {modality!r}: file name {file_name!r} is invalid")
         checked[modality] = file_name
     return checked
+
+
+def _identifier(text: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in text) or "modality"
+    return cleaned if cleaned.isidentifier() else f"m_{cleaned}"
 
 
 def read_mmrec(
@@ -311,6 +442,7 @@ def read_mmrec(
     _check_values(inter_path, items, labels, line_numbers, num_items, feature_paths)
     if num_items is None:  # no modality: the catalogue is what the file shows
         num_items = int(items.max()) + 1
+    _warn_rows_past_items(inter_path, items, num_items, feature_paths)
 
     features = {m: _load_features(arrays[m], feature_paths[m], m) for m in feature_paths}
 
@@ -427,7 +559,16 @@ def _read_inter(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
         j = names.index(column)
         start = line_start[row_lines[row]] if j == 0 else separators[row, j - 1] + 1
         text = buf[start : separators[row, j]].tobytes().decode("utf-8", "replace")
-        raise ValueError(f"{path}: line {line_numbers[row]}: {column} {text!r} {reason}")
+        hint = ""
+        if column != "x_label" and reason == "is not an integer":
+            hint = (
+                f"; {column} must be an integer 0..N-1: a file with text ids (e.g. "
+                f"Amazon user ids and ASINs) is made into this format, with the id "
+                f"mappings u_id_mapping.csv / i_id_mapping.csv, by `dreamgeo prepare "
+                f"--interactions FILE --user-col C --item-col C --name NAME --out ROOT` "
+                f"(docs/data.md)"
+            )
+        raise ValueError(f"{path}: line {line_numbers[row]}: {column} {text!r} {reason}{hint}")
     return columns, line_numbers
 
 
@@ -606,6 +747,77 @@ def _check_values(
         )
 
 
+def _warn_rows_past_items(
+    path: Path, items: np.ndarray, num_items: int, feature_paths: dict[str, Path]
+) -> None:
+    r"""Warns when the feature files have rows past the largest item id of
+    ``path``: MMRec's item ids index the feature rows and an item may have no
+    interaction, so such rows are kept as items, but they are also what feature
+    files of another numbering (e.g. before a k-core filter) look like."""
+    largest = int(items.max())
+    extra = num_items - largest - 1
+    if extra <= 0:
+        return
+    no_interaction = num_items - int(np.count_nonzero(np.bincount(items, minlength=num_items)))
+    files = ", ".join(p.name for p in feature_paths.values())
+    warnings.warn(
+        f"{path}: the feature files ({files}) have {num_items} rows but the largest "
+        f"itemID is {largest}: the {extra} row(s) past it are kept as items without "
+        f"interactions ({no_interaction} item(s) in all have none; MMRec's rule: row j "
+        f"is item j). If the items were numbered anew (e.g. after a k-core filter), "
+        f"re-index the features too (dreamgeo prepare --feature does)",
+        stacklevel=3,
+    )
+
+
+def require_held_out(data: HeteroData, inter_path: str | os.PathLike | None = None) -> None:
+    r"""Raises :class:`ValueError` when ``data`` has no valid or no test
+    interactions, before a model trains on it: early stopping and the best epoch
+    need valid rows and the reported metrics need test rows, else every metric
+    is zero. The message names ``inter_path`` and its rows per ``x_label``
+    (read again from the file, so only on this error path) beside those left
+    after dropping duplicates and users without training rows.
+
+    Args:
+        data (HeteroData): A dataset (``DESIGN.md`` section 2).
+        inter_path (str or Path, optional): The ``name.inter`` file it was read
+            from, named in the message. (default: :obj:`None`)
+    """
+    store = data[INTERACTS]
+    kept = [int(store[key].size(1)) for key in ("edge_index", "val_edge_index", "test_edge_index")]
+    absent = [
+        f"no {split} rows (x_label {label})"
+        for label, split in ((1, "valid"), (2, "test"))
+        if kept[label] == 0
+    ]
+    if not absent:
+        return
+    where = "the data"
+    counts = ""
+    if inter_path is not None:
+        where = str(inter_path)
+        try:
+            labels = _read_inter(Path(inter_path))[0]["x_label"]
+            in_file = np.bincount(labels, minlength=3)[:3].tolist()
+            counts = "rows per x_label in the file: " + ", ".join(
+                f"{label} ({split}) {n}"
+                for label, (split, n) in enumerate(zip(_SPLIT_NAMES, in_file))
+            )
+        except (OSError, ValueError):
+            pass
+    used = ", ".join(
+        f"{label} ({split}) {n}" for label, (split, n) in enumerate(zip(_SPLIT_NAMES, kept))
+    )
+    raise ValueError(
+        f"{where}: {' and '.join(absent)}; "
+        + (f"{counts}; " if counts else "")
+        + f"used (after dropping duplicates and users without training rows): {used}. "
+        "Training needs valid rows (x_label 1) to choose the best epoch and test rows "
+        "(x_label 2) to report on, else every metric is 0; split the interactions with "
+        "`dreamgeo prepare --split mmrec|loo|temporal` (docs/data.md)"
+    )
+
+
 def _build_splits(
     path: Path,
     users: np.ndarray,
@@ -625,9 +837,16 @@ def _build_splits(
     keep = order[first]
     num_duplicates = len(order) - len(keep)
     if num_duplicates:
+        dropped = np.ones(len(order), dtype=bool)
+        dropped[keep] = False
+        per_label = np.bincount(labels[dropped], minlength=3)[:3]
         warnings.warn(
             f"{path}: dropped {num_duplicates} duplicate (userID, itemID) rows, "
-            f"keeping one per pair (train before valid before test)",
+            f"keeping one per pair (train before valid before test, then the first in "
+            f"the file); dropped per x_label: "
+            + ", ".join(
+                f"{s} ({name}) {n}" for s, (name, n) in enumerate(zip(_SPLIT_NAMES, per_label))
+            ),
             stacklevel=2,
         )
     user_index, items, labels = user_index[keep], items[keep], labels[keep]
