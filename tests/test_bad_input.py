@@ -17,6 +17,11 @@ Cases tried, ``NAME.inter`` (hand-written, :func:`test_bad_inter_file`):
 * negative ids (user, item) and a negative ``x_label``; an id of 19 digits;
 * ``x_label`` 3 and 99; item id equal to and far past the number of feature rows;
 * no training row at all;
+* text ids (``U00373``, ``B000ABC123``): the error points to ``dreamgeo prepare``
+  (:func:`test_text_ids_point_to_prepare`);
+* no valid or no test rows (all ``x_label`` 0; no 2; valid rows only of users without
+  training rows): ``dreamgeo train`` stops before training, naming the file and its rows
+  per ``x_label`` (:func:`test_a_split_without_valid_or_test_rows_is_an_error_before_training`);
 * not text: UTF-16 (NUL bytes), random binary bytes; a carriage return inside a line and
   old-Mac ``\r``-only line endings;
 * supported, not faults: UTF-8 byte order mark, ``\r\n`` line endings, blank lines, a
@@ -36,7 +41,10 @@ Repairs (documented in :class:`~dreamgeo.datasets.MMRecDataset`, asserted with t
 * users with no training interaction (only in valid/test): dropped with their rows,
   counted in an info log (:func:`test_users_only_in_valid_or_test_are_dropped_and_logged`);
 * items only in valid/test: kept as cold-start items, counted in an info log;
-* duplicate ``(user, item)`` rows: one kept (train before valid before test), warned;
+* duplicate ``(user, item)`` rows: one kept (train before valid before test, then the
+  first in the file), warned with the rows dropped per ``x_label``;
+* feature rows past the largest item id: kept as items without interactions (MMRec's
+  rule: row j is item j), warned with their count;
 * all-zero feature rows: kept, counted in a warning; cosine is undefined for them, so
   :func:`~dreamgeo.graph.knn_graph_cosine` gives such an item (and a user whose training
   items are all zero) one self edge and never makes it another row's neighbour; the
@@ -401,9 +409,23 @@ def test_feature_file_without_rows(tmp_path):
 def test_missing_feature_file(tmp_path):
     directory = write_files(tmp_path / "toy", lines(*GOOD))
     (directory / "text_feat.npy").unlink()
-    load_expecting(tmp_path, FileNotFoundError, "'toy'", "is missing text_feat.npy")
+    with pytest.raises(FileNotFoundError) as raised:
+        MMRecDataset(tmp_path, "toy", modalities=MODALITIES, log=False)
+    assert_clear_error(
+        raised.value,
+        FileNotFoundError,
+        "'toy'",
+        "is missing text_feat.npy",
+        "feature files found: image (image_feat.npy)",
+        "a modality is a file <name>_feat.npy",
+    )
+    with pytest.raises(FileNotFoundError) as raised:
+        MMRecDataset(tmp_path, "toy", modalities=["image", "text"], log=False)
+    assert_clear_error(raised.value, FileNotFoundError, "no modality 'text' (no text_feat.npy)")
     with pytest.raises(FileNotFoundError, match=r"text_feat\.npy does not exist"):
         read_mmrec(directory, "toy", MODALITIES)
+    (directory / "image_feat.npy").unlink()
+    load_expecting(tmp_path, FileNotFoundError, "no feature files", "the folder holds: toy.inter")
 
 
 def test_users_only_in_valid_or_test_are_dropped_and_logged(tmp_path, caplog):
@@ -437,6 +459,149 @@ def test_duplicates_are_dropped_with_a_warning(tmp_path):
         data = MMRecDataset(tmp_path, "toy", log=False)[0]
     assert edge_set(data[INTERACTS].edge_index) == {(0, 0)}
     assert data[INTERACTS].test_edge_index.size(1) == 0
+
+
+def test_duplicates_are_counted_per_x_label(tmp_path):
+    # (0, 1): valid, test, valid -> the valid row kept, one valid and one test dropped;
+    # (0, 0): train twice -> the first kept (equal splits: file order)
+    inter = lines(
+        "0\t1\t5\t1\t1",
+        "0\t0\t5\t2\t0",
+        "0\t1\t5\t3\t2",
+        "0\t0\t5\t4\t0",
+        "0\t1\t5\t5\t1",
+        "0\t2\t5\t6\t2",
+    )
+    write_files(tmp_path / "toy", inter)
+    with pytest.warns(UserWarning) as caught:
+        data = MMRecDataset(tmp_path, "toy", log=False)[0]
+    message = next(str(w.message) for w in caught if "duplicate" in str(w.message))
+    assert "dropped 3 duplicate (userID, itemID) rows" in message
+    assert "train before valid before test, then the first in the file" in message
+    assert "dropped per x_label: 0 (train) 1, 1 (valid) 1, 2 (test) 1" in message
+    store = data[INTERACTS]
+    splits = [edge_set(store[k]) for k in ("edge_index", "val_edge_index", "test_edge_index")]
+    assert splits == [{(0, 0)}, {(0, 1)}, {(0, 2)}]
+
+
+# ---------------------------------------------------------------------------------------
+# Own data (issue 31): text ids, a split without valid or test rows, feature rows past
+# the items, an empty k-core
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "column, row", [("userID", "U00373\t1\t5\t10\t0"), ("itemID", "0\tB000ABC123\t5\t10\t0")]
+)
+def test_text_ids_point_to_prepare(tmp_path, column, row):
+    write_files(tmp_path / "toy", lines(GOOD[0], row))
+    token = row.split("\t")[0 if column == "userID" else 1]
+    load_expecting(
+        tmp_path,
+        ValueError,
+        f"toy.inter: line 3: {column} {token!r} is not an integer",
+        f"{column} must be an integer 0..N-1",
+        "`dreamgeo prepare --interactions FILE --user-col C --item-col C",
+        "u_id_mapping.csv / i_id_mapping.csv",
+    )
+
+
+def test_a_text_x_label_gets_no_prepare_hint(tmp_path):
+    write_files(tmp_path / "toy", lines(GOOD[0], "0\t1\t5\t10\tvalid"))
+    with pytest.raises(ValueError) as raised:
+        MMRecDataset(tmp_path, "toy", log=False)
+    assert "dreamgeo prepare" not in str(raised.value)
+
+
+def _train_argv(root: Path, *flags: str) -> list[str]:
+    return [
+        "train",
+        "--dataset",
+        "toy",
+        "--data-root",
+        str(root),
+        "--model",
+        "lightgcn",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--out-dir",
+        str(root / "run"),
+        *flags,
+    ]
+
+
+HELD_OUT_CASES = {
+    "all train": (
+        ["0\t0\t5\t1\t0", "0\t1\t5\t2\t0", "1\t2\t5\t3\t0"],
+        "no valid rows (x_label 1) and no test rows (x_label 2)",
+        "rows per x_label in the file: 0 (train) 3, 1 (valid) 0, 2 (test) 0",
+    ),
+    "no test": (
+        ["0\t0\t5\t1\t0", "0\t1\t5\t2\t1", "1\t2\t5\t3\t0"],
+        "toy.inter: no test rows (x_label 2);",
+        "rows per x_label in the file: 0 (train) 2, 1 (valid) 1, 2 (test) 0",
+    ),
+    "valid of users without training rows": (
+        ["0\t0\t5\t1\t0", "0\t1\t5\t2\t2", "1\t2\t5\t3\t1"],
+        "toy.inter: no valid rows (x_label 1);",
+        "used (after dropping duplicates and users without training rows): 0 (train) 1, "
+        "1 (valid) 0, 2 (test) 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HELD_OUT_CASES))
+def test_a_split_without_valid_or_test_rows_is_an_error_before_training(tmp_path, capsys, case):
+    from dreamgeo.commands.main import main
+    from dreamgeo.datasets.mmrec import require_held_out
+
+    rows, *fragments = HELD_OUT_CASES[case]
+    write_files(tmp_path / "toy", lines(*rows))
+    with pytest.raises(SystemExit) as raised:
+        main(_train_argv(tmp_path))
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dreamgeo train: error: {tmp_path / 'toy' / 'toy.inter'}: ")
+    for fragment in [*fragments, "dreamgeo prepare --split mmrec|loo|temporal"]:
+        assert fragment in err, (fragment, err)
+    assert not (tmp_path / "run").exists()  # nothing trained, no run folder
+    data = MMRecDataset(tmp_path, "toy", log=False)[0]  # loading alone is fine
+    with pytest.raises(ValueError, match="the data: no "):
+        require_held_out(data)
+
+
+def test_feature_rows_past_the_items_are_kept_with_a_warning(tmp_path):
+    features = {
+        "image_feat.npy": np.ones((7, 4), dtype=np.float32),
+        "text_feat.npy": np.ones((7, 2), dtype=np.float32),
+    }
+    write_files(tmp_path / "toy", lines(*GOOD), features)  # items 0..2 occur
+    with pytest.warns(UserWarning) as caught:
+        data = MMRecDataset(tmp_path, "toy", log=False)[0]
+    message = next(str(w.message) for w in caught if "past it" in str(w.message))
+    assert "toy.inter: the feature files (image_feat.npy, text_feat.npy) have 7 rows" in message
+    assert "the largest itemID is 2: the 4 row(s) past it are kept as items" in message
+    assert "(4 item(s) in all have none; MMRec's rule: row j is item j)" in message
+    assert data[ITEM].num_nodes == 7
+    write_files(tmp_path / "ok", lines(*GOOD), name="ok")  # largest id + 1 rows: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MMRecDataset(tmp_path, "ok", log=False)
+
+
+def test_an_empty_k_core_names_k(tmp_path, capsys):
+    from dreamgeo.commands.main import main
+
+    raw = tmp_path / "raw.csv"
+    raw.write_text("user,item\nU1,B1\nU1,B2\nU2,B1\n")
+    argv = ["prepare", "--interactions", str(raw), "--user-col", "user", "--item-col", "item"]
+    with pytest.raises(SystemExit) as raised:
+        main([*argv, "--name", "toy", "--out", str(tmp_path / "data"), "--kcore", "3"])
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "the 3-core is empty" in err and "pass a smaller kcore (--kcore)" in err
+    assert not (tmp_path / "data" / "toy").exists()
 
 
 def brute_force_cosine_top_k(x: np.ndarray, k: int) -> dict[int, set[int]]:
@@ -737,4 +902,4 @@ def test_planted_sidecar_modalities_are_found_without_loading(tmp_path):
     directory = write_files(tmp_path / "toy", lines(*GOOD), {"a.npy": np.ones((3, 2))})
     (directory / "planted.json").write_text(json.dumps({"modalities": {"audio": "a.npy"}}))
     assert MMRecDataset.default_modalities(tmp_path, "toy") == {"audio": "a.npy"}
-    assert MMRecDataset.default_modalities(tmp_path, "absent") == MODALITIES
+    assert MMRecDataset.default_modalities(tmp_path, "absent") == {}

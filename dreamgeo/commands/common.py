@@ -27,8 +27,8 @@ class CommandLineError(ValueError):
 
 def add_data_arguments(parser: argparse.ArgumentParser, verb: str = "train") -> None:
     r"""Adds the data flags shared by ``train`` and ``tune`` (``--dataset``,
-    ``--data-root``, ``--preset``, ``--data-seed``, ``--cache-dir``) to ``parser``; the
-    :obj:`verb` goes into ``--preset``'s help."""
+    ``--data-root``, ``--modalities``, ``--preset``, ``--data-seed``, ``--cache-dir``)
+    to ``parser``; the :obj:`verb` goes into ``--preset``'s help."""
     from dreamgeo.datasets import PLANTED_PRESETS
 
     group = parser.add_argument_group("data")
@@ -40,6 +40,14 @@ def add_data_arguments(parser: argparse.ArgumentParser, verb: str = "train") -> 
         "embedded real 'scientific' dataset)",
     )
     group.add_argument("--data-root", default="data", help="directory of datasets")
+    group.add_argument(
+        "--modalities",
+        default=None,
+        metavar="NAME,...",
+        help="the item modalities to use, e.g. image,audio: each is the file "
+        "NAME_feat.npy of the dataset folder, in the order given (default: every "
+        "*_feat.npy there, sorted by name)",
+    )
     group.add_argument(
         "--preset",
         choices=sorted(PLANTED_PRESETS),
@@ -74,12 +82,13 @@ def load_data(
     preset: str | None = None,
     data_seed: int = 0,
     cache_dir: str | None = None,
+    modalities: str | list[str] | None = None,
 ) -> tuple[HeteroData, str]:
     r"""The dataset to train on and a description of where it came from (see
     :func:`dreamgeo.datasets.source.resolve_source`)."""
     from dreamgeo.datasets.source import load_source, resolve_source
 
-    source = resolve_source(dataset, data_root, preset, data_seed)
+    source = resolve_source(dataset, data_root, preset, data_seed, modalities)
     return load_source(source, cache_dir), source.describe()
 
 

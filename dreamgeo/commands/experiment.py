@@ -76,6 +76,13 @@ def add_experiment_parser(commands) -> argparse.ArgumentParser:
         "--dataset", default=None, help="dataset (default: the embedded 'scientific')"
     )
     parser.add_argument("--data-root", default="data", help="directory of datasets (default: data)")
+    parser.add_argument(
+        "--modalities",
+        default=None,
+        metavar="NAME,...",
+        help="the item modalities every run uses, e.g. image,audio (files NAME_feat.npy; "
+        "default: every *_feat.npy of the dataset folder)",
+    )
     parser.add_argument("--preset", choices=sorted(PLANTED_PRESETS), default=None)
     parser.add_argument("--data-seed", type=int, default=None)
     parser.add_argument(
@@ -204,12 +211,16 @@ def run_experiment(args: argparse.Namespace) -> int:
         _check_models(args.models, bma_models, "--models (table4 needs BMA)")
     _check_models(args.ablations, list(ABLATIONS), "--ablations")
 
-    source = resolve_source(args.dataset, args.data_root, args.preset, args.data_seed or 0)
+    source = resolve_source(
+        args.dataset, args.data_root, args.preset, args.data_seed or 0, args.modalities
+    )
     data_name = source.name
     out_root = Path(args.out_root or f"runs/experiments/{data_name}")
     common = ["--data-root", args.data_root]
     if args.dataset is not None:
         common += ["--dataset", args.dataset]
+    if source.selected_modalities is not None:
+        common += ["--modalities", ",".join(source.selected_modalities)]
     if args.preset is not None:
         common += ["--preset", args.preset]
     for key in _PASSED_ON:

@@ -86,7 +86,9 @@ class ExperimentRunner:
         info, values = resolve_run(
             args.model, args.config, args.assignments, given_hparam_flags(args)
         )
-        source = resolve_source(args.dataset, args.data_root, args.preset, args.data_seed)
+        source = resolve_source(
+            args.dataset, args.data_root, args.preset, args.data_seed, args.modalities
+        )
         return {
             "model": info.name,
             "data": source.describe(),

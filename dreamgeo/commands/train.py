@@ -178,7 +178,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     from dreamgeo import __version__
     from dreamgeo.config import given_hparam_flags, resolve_run
-    from dreamgeo.datasets.source import data_checksum, load_source, resolve_source
+    from dreamgeo.datasets.source import (
+        check_held_out,
+        data_checksum,
+        load_source,
+        resolve_source,
+    )
     from dreamgeo.train import TrainConfig, Trainer
     from dreamgeo.train.run_dir import check_run_dir, prepare_run_dir
 
@@ -186,7 +191,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.list_hparams:
         print(_list_hparams(info))
         return 0
-    source = resolve_source(args.dataset, args.data_root, args.preset, args.data_seed)
+    source = resolve_source(
+        args.dataset, args.data_root, args.preset, args.data_seed, args.modalities
+    )
     runtime = _runtime_options(vars(args), None)
     refused = [k for k, v in runtime.items() if v is not None and k not in info.runtime_options]
     if [k for k in refused if k != "graph_cache_dir"]:
@@ -211,6 +218,7 @@ def run_train(args: argparse.Namespace) -> int:
         dist.barrier()
     torch.manual_seed(train_values["seed"])
     data = load_source(source, args.cache_dir)
+    check_held_out(source, data)
     say(
         f"dreamgeo: {info.label} on {source.describe()}: {data[USER].num_nodes} users, "
         f"{data[ITEM].num_nodes} items, {data[INTERACTS].edge_index.size(1)} training "
@@ -220,6 +228,7 @@ def run_train(args: argparse.Namespace) -> int:
         "model": info.name,
         "data": source.describe(),
         "data_checksum": data_checksum(data),
+        "modalities": modality_names(data),
         "hparams": values,
         "options": {k: v for k, v in runtime.items() if k != "graph_cache_dir"},
         "version": __version__,
@@ -307,9 +316,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _check_modalities(name: str, values: Mapping[str, Any], modalities: list[str]) -> None:
-    ablation = values.get("ablation", "full")
-    if ablation in ("no_text_encoder", "no_image_encoder"):
-        needed = ablation.split("_")[1]
+    ablation = str(values.get("ablation", "full"))
+    if ablation.startswith("no_") and ablation.endswith("_encoder"):
+        needed = ablation[len("no_") : -len("_encoder")]
         if needed not in modalities:
             raise CommandLineError(
                 f"ablation {ablation}: the data has no '{needed}' modality ({modalities})"

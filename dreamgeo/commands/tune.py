@@ -195,7 +195,7 @@ def run_tune(args: argparse.Namespace) -> int:
     import optuna
 
     from dreamgeo.config import resolve_run
-    from dreamgeo.datasets.source import load_source, resolve_source
+    from dreamgeo.datasets.source import check_held_out, load_source, resolve_source
     from dreamgeo.train.tune import Tuner
 
     flags = {name: getattr(args, name) for name in ("epochs", "patience")}
@@ -203,10 +203,13 @@ def run_tune(args: argparse.Namespace) -> int:
     info, values = resolve_run(args.model, args.config, args.assignments, flags)
     fixed = _fixed_values(args, info, values)
     searches = parse_searches(args.searches)
-    source = resolve_source(args.dataset, args.data_root, args.preset, args.data_seed)
+    source = resolve_source(
+        args.dataset, args.data_root, args.preset, args.data_seed, args.modalities
+    )
     out_dir = args.out_dir or f"runs/tune/{source.name}-{info.name}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_source(source, args.cache_dir)
+    check_held_out(source, data)
     tuner = Tuner(
         info,
         data,
