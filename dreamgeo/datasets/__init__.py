@@ -1,4 +1,5 @@
-r"""Datasets: the MMRec on-disk format (:class:`MMRecDataset`), the real
+r"""Datasets: the MMRec on-disk format (:class:`MMRecDataset`, its modalities
+:func:`find_modalities`, the held-out check :func:`require_held_out`), the real
 datasets embedded in the package (:func:`load`, :data:`EMBEDDED_DATASETS`),
 the planted synthetic generator (:func:`generate_planted`,
 :func:`write_planted`) and its reference rankings (:func:`planted_oracle_factors`,
@@ -12,7 +13,7 @@ from dreamgeo.datasets.embedded import (
     embedded_checksum,
     load,
 )
-from dreamgeo.datasets.mmrec import MMRecDataset
+from dreamgeo.datasets.mmrec import MMRecDataset, find_modalities, require_held_out
 from dreamgeo.datasets.planted import (
     PLANTED_PRESETS,
     PlantedConfig,
@@ -27,6 +28,8 @@ from dreamgeo.datasets.schema import __all__ as _schema_all
 
 __all__ = [
     "MMRecDataset",
+    "find_modalities",
+    "require_held_out",
     "load",
     "EMBEDDED_DATASETS",
     "EmbeddedDataset",
