@@ -300,3 +300,30 @@ def test_canonical_hetero_errors_name_the_fault():
         DREAM.from_hetero(
             data, edge_type=("customer", "buys", "product"), modalities={"image": "x_img"}
         )
+
+
+@pytest.mark.parametrize("name", ["freedom", "mgcn", "lattice", "dream"])
+def test_one_knn_backend_switch_for_every_graph_model(name, monkeypatch):
+    import dreamgeo.graph.hetero as hetero
+    import dreamgeo.models.modal_inputs as modal_inputs
+
+    used = []
+    for module in (hetero, modal_inputs):
+        original = module.knn_graph_cosine
+
+        def spy(*args, _original=original, **kwargs):
+            used.append(kwargs.get("backend"))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, "knn_graph_cosine", spy)
+    outputs = {}
+    for backend in ("faiss", "torch"):
+        used.clear()
+        torch.manual_seed(0)
+        model = build_model(name, make_random_data(), embedding_dim=4, knn_backend=backend)
+        assert used and set(used) == {backend}, used
+        outputs[backend] = model()
+    if name != "dream":  # DREAM's user-user graph has ties (users with the same items)
+        # random item features have no ties: both engines find the same graphs
+        for a, b in zip(outputs["faiss"], outputs["torch"]):
+            torch.testing.assert_close(a, b)

@@ -235,6 +235,7 @@ class FREEDOM(Recommender):
         data: HeteroData,
         knn_k: int = 10,
         knn_mode: str = "exact",
+        knn_backend: str = "faiss",
         graph_cache_dir: str | None = None,
         image_weight: float | None = None,
         **kwargs,
@@ -248,6 +249,10 @@ class FREEDOM(Recommender):
             knn_k (int, optional): Neighbours per item :math:`k`. (default: :obj:`10`)
             knn_mode (str, optional): ``"exact"`` or ``"ivf"`` search.
                 (default: :obj:`"exact"`)
+            knn_backend (str, optional): ``"faiss"`` or ``"torch"`` top-:math:`k` engine
+                (the one switch every graph-building model takes; the default keeps the
+                graphs of this model's published numbers: on duplicate features the two
+                engines break ties differently). (default: :obj:`"faiss"`)
             graph_cache_dir (str, optional): Cache of built graphs. (default: :obj:`None`)
             image_weight (float, optional): MMRec's ``mm_image_weight``: the image
                 graph's weight, text getting the rest (see
@@ -259,7 +264,9 @@ class FREEDOM(Recommender):
         if image_weight is not None:
             kwargs["modal_weights"] = image_text_weights(image_weight, list(features))
         graphs = {
-            m: item_knn_graph(data, m, knn_k, mode=knn_mode, cache_dir=graph_cache_dir)
+            m: item_knn_graph(
+                data, m, knn_k, mode=knn_mode, backend=knn_backend, cache_dir=graph_cache_dir
+            )
             for m in features
         }
         return cls(

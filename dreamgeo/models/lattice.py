@@ -301,6 +301,7 @@ class LATTICE(Recommender):
         data: HeteroData,
         knn_k: int = 10,
         knn_mode: str = "exact",
+        knn_backend: str = "faiss",
         image_weight: float | None = None,
         **kwargs,
     ) -> LATTICE:
@@ -313,6 +314,10 @@ class LATTICE(Recommender):
                 (default: :obj:`10`)
             knn_mode (str, optional): ``"exact"`` or ``"ivf"`` search of the initial
                 graphs. (default: :obj:`"exact"`)
+            knn_backend (str, optional): ``"faiss"`` or ``"torch"`` top-:math:`k` engine
+                (the one switch every graph-building model takes; the default keeps the
+                graphs of this model's published numbers: on duplicate features the two
+                engines break ties differently). (default: :obj:`"faiss"`)
             image_weight (float, optional): The image modality's initial weight
                 :math:`\alpha_V`, text getting the rest (see
                 :func:`~dreamgeo.models.modal_inputs.image_text_weights`); replaces
@@ -323,7 +328,10 @@ class LATTICE(Recommender):
         features = item_features(data, "LATTICE")
         if image_weight is not None:
             kwargs["modal_weights"] = image_text_weights(image_weight, list(features))
-        graphs = {m: item_knn_graph(data, m, knn_k, weighted=True, mode=knn_mode) for m in features}
+        graphs = {
+            m: item_knn_graph(data, m, knn_k, weighted=True, mode=knn_mode, backend=knn_backend)
+            for m in features
+        }
         return cls(
             data[USER].num_nodes,
             data[ITEM].num_nodes,

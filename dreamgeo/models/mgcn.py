@@ -238,6 +238,7 @@ class MGCN(Recommender):
         data: HeteroData,
         knn_k: int = 10,
         knn_mode: str = "exact",
+        knn_backend: str = "faiss",
         **kwargs,
     ) -> MGCN:
         r"""Builds the model on ``data`` with cosine-weighted top-:obj:`knn_k` item
@@ -249,9 +250,16 @@ class MGCN(Recommender):
             knn_mode (str, optional): ``"exact"`` or ``"ivf"`` search.
                 (default: :obj:`"exact"`)
             **kwargs: The constructor's other arguments.
+            knn_backend (str, optional): ``"faiss"`` or ``"torch"`` top-:math:`k` engine
+                (the one switch every graph-building model takes; the default keeps the
+                graphs of this model's published numbers: on duplicate features the two
+                engines break ties differently). (default: :obj:`"faiss"`)
         """
         features = item_features(data, "MGCN")
-        graphs = {m: item_knn_graph(data, m, knn_k, weighted=True, mode=knn_mode) for m in features}
+        graphs = {
+            m: item_knn_graph(data, m, knn_k, weighted=True, mode=knn_mode, backend=knn_backend)
+            for m in features
+        }
         return cls(
             data[USER].num_nodes,
             data[ITEM].num_nodes,

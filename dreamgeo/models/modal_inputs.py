@@ -153,6 +153,7 @@ def item_knn_graph(
     weighted: bool = False,
     mode: str = "exact",
     cache_dir: str | None = None,
+    backend: str = "faiss",
 ) -> tuple[Tensor, Tensor]:
     r"""The normalized item–item top-:math:`k` cosine graph of ``modality``'s raw
     features (self included), :math:`\tilde{\mathbf{S}} = \mathbf{D}^{-1/2}
@@ -177,6 +178,9 @@ def item_knn_graph(
         mode (str, optional): ``"exact"`` or ``"ivf"`` search. (default: :obj:`"exact"`)
         cache_dir (str, optional): Cache folder of unweighted graphs.
             (default: :obj:`None`)
+        backend (str, optional): ``"faiss"`` or ``"torch"`` top-:math:`k` engine (with
+            ``mode="ivf"``, ``"torch"`` is the torch IVF engine), see
+            :func:`~dreamgeo.graph.knn_graph_cosine`. (default: :obj:`"faiss"`)
 
     Shapes:
         - **output:** ``edge_index`` ``[2, E]`` (row 0 the item whose neighbours are
@@ -184,6 +188,8 @@ def item_knn_graph(
     """
     if k <= 0:
         raise ValueError(f"item_knn_graph: k must be > 0, got {k}")
+    if mode == "ivf" and backend == "torch":
+        backend = "torch_ivf"
     num_items = data[ITEM].num_nodes
     if not weighted:
         if _stored_graph_matches(data, modality, k):
@@ -197,14 +203,17 @@ def item_knn_graph(
                 modalities=[modality],
                 mode=mode,
                 cache_dir=cache_dir,
+                backend=backend,
             )
             store = data[similarity_edge_type(ITEM, modality)]
             return store.edge_index, store.edge_weight
         log.info("item graph of %s: the stored one has another k; building k=%d", modality, k)
-        edge_index = knn_graph_cosine(data[ITEM][feature_key(modality)], k, mode=mode)
+        edge_index = knn_graph_cosine(
+            data[ITEM][feature_key(modality)], k, mode=mode, backend=backend
+        )
         return edge_index, symmetric_normalize(edge_index, num_items)
     edge_index, cosine = knn_graph_cosine(
-        data[ITEM][feature_key(modality)], k, mode=mode, return_scores=True
+        data[ITEM][feature_key(modality)], k, mode=mode, return_scores=True, backend=backend
     )
     return edge_index, symmetric_normalize(edge_index, num_items, cosine.float())
 
