@@ -12,10 +12,12 @@ import sys
 
 from dreamgeo.commands.common import CommandLineError
 from dreamgeo.commands.experiment import add_experiment_parser
+from dreamgeo.commands.export import add_export_parser
 from dreamgeo.commands.features import add_features_parser
 from dreamgeo.commands.generate import add_generate_parser
 from dreamgeo.commands.prepare import add_prepare_parser
 from dreamgeo.commands.recommend import add_recommend_parser
+from dreamgeo.commands.serve import add_serve_parser
 from dreamgeo.commands.train import add_train_parser
 from dreamgeo.commands.tune import add_tune_parser
 
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment_parser(commands)
     add_features_parser(commands)
     add_prepare_parser(commands)
+    add_export_parser(commands)
+    add_serve_parser(commands)
     return parser
 
 
