@@ -327,3 +327,30 @@ def test_one_knn_backend_switch_for_every_graph_model(name, monkeypatch):
         # random item features have no ties: both engines find the same graphs
         for a, b in zip(outputs["faiss"], outputs["torch"]):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_scores_new_interactions_without_retraining(name):
+    data = make_random_data()
+    torch.manual_seed(0)
+    model = build_model(name, data, embedding_dim=8).eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        before = model()
+        train = data["user", "interacts", "item"].edge_index
+        # the training graph given explicitly: the same scores, only not cached
+        for given, cached in zip(model(train), before):
+            torch.testing.assert_close(given, cached, rtol=1e-5, atol=1e-6)
+        new_item = sorted(set(range(20)) - set(train[1, train[0] == 0].tolist()))[0]
+        grown = torch.cat([train, torch.tensor([[0], [new_item]])], dim=1)
+        user_emb, item_emb = model(grown)
+        after = model()
+    changed = not torch.allclose(user_emb[0] @ item_emb.t(), before[0][0] @ before[1].t())
+    # matrix factorization (BPR-MF, VBPR) has no graph: a new click changes no vector
+    assert changed == (name not in ("bpr", "vbpr")), name
+    for again, first in zip(after, before):  # nothing of the new graph stayed behind
+        torch.testing.assert_close(again, first)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[key])
+    recs = model.recommend(torch.tensor([0]), k=5, edge_index=grown)
+    assert new_item not in recs[0].tolist()

@@ -3,9 +3,9 @@ and one evaluator serve them all."""
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -17,6 +17,8 @@ from dreamgeo.datasets.hetero_input import canonical_hetero
 from dreamgeo.datasets.schema import INTERACTS
 from dreamgeo.graph.seen_items import SeenItems
 from dreamgeo.nn.bma_loss import BMALoss
+from dreamgeo.nn.conv import BipartiteLGConv
+from dreamgeo.nn.sparse import user_mean_operator
 
 __all__ = ["Recommender", "DualRepresentation", "Objective"]
 
@@ -134,9 +136,55 @@ class Recommender(torch.nn.Module, ABC):
             model.seen_edge_index = canonical[INTERACTS].edge_index
         return model
 
+    #: The model's attributes derived from the interaction graph, rebuilt by
+    #: :meth:`interaction_graph` for a graph given at call time: attribute name to a
+    #: builder ``(edge_index, num_users, num_items) -> module``.
+    INTERACTION_OPERATORS: dict[str, Callable[[Tensor, int, int], torch.nn.Module]] = {
+        "user_mean": user_mean_operator,
+    }
+
+    @contextmanager
+    def interaction_graph(self, edge_index: Tensor) -> Iterator[Tensor]:
+        r"""A scope in which the model computes with the interactions :obj:`edge_index`
+        instead of its training graph, with no retraining and nothing cached: its
+        ``edge_index`` buffer, its LightGCN layer ``conv`` (replaced by an uncached
+        one) and every attribute of :attr:`INTERACTION_OPERATORS` (e.g. the user mean
+        operator) are swapped for the scope and restored after it. Parameters and
+        graphs built from content (item–item k-NN graphs) stay as trained. What
+        ``forward(edge_index)`` of every model uses.
+
+        Args:
+            edge_index (torch.Tensor): User–item interactions ``[2, E]``, checked.
+        """
+        owner = f"{type(self).__name__}.forward"
+        edge_index = check_edge_index(
+            edge_index, self.num_users, self.num_items, "edge_index", owner
+        )
+        device = next((b.device for b in self.buffers()), torch.device("cpu"))
+        edge_index = edge_index.to(device)
+        swaps: dict[str, object] = {}
+        if isinstance(getattr(self, "conv", None), BipartiteLGConv):
+            swaps["conv"] = BipartiteLGConv(cached=False)
+        if "edge_index" in self._buffers:
+            swaps["edge_index"] = edge_index
+        for name, build in self.INTERACTION_OPERATORS.items():
+            if getattr(self, name, None) is not None:
+                swaps[name] = build(edge_index, self.num_users, self.num_items).to(device)
+        saved = {name: getattr(self, name) for name in swaps}
+        try:
+            for name, value in swaps.items():
+                setattr(self, name, value)
+            yield edge_index
+        finally:
+            for name, value in saved.items():
+                setattr(self, name, value)
+
     @abstractmethod
-    def forward(self) -> tuple[Tensor, Tensor]:
-        r"""Final user ``[M, d]`` and item ``[N, d]`` representations."""
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""Final user ``[M, d]`` and item ``[N, d]`` representations (scores are their
+        inner products), computed with the training graph, or with the interactions
+        :obj:`edge_index` ``[2, E]`` when given (e.g. the training graph plus new clicks;
+        see :meth:`interaction_graph`)."""
 
     @torch.no_grad()
     def recommend(
@@ -183,11 +231,6 @@ class Recommender(torch.nn.Module, ABC):
             edge_index = check_edge_index(
                 edge_index, self.num_users, self.num_items, "edge_index", owner
             )
-            if "edge_index" not in inspect.signature(self.forward).parameters:
-                raise ValueError(
-                    f"{owner}: {type(self).__name__} scores without a graph; its forward "
-                    "takes no edge_index"
-                )
             was_training = self.training
             self.eval()
             user_emb, item_emb = self(edge_index=edge_index)

@@ -80,7 +80,10 @@ class BPRMF(Recommender):
         torch.nn.init.xavier_uniform_(self.user_embedding.weight)
         torch.nn.init.xavier_uniform_(self.item_embedding.weight)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if edge_index is not None:  # new interactions: no retraining, nothing cached
+            with self.interaction_graph(edge_index):
+                return self.forward()
         return self.user_embedding.weight, self.item_embedding.weight
 
     def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:

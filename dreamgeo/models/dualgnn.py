@@ -267,7 +267,10 @@ class DualGNN(Recommender):
         item = F.normalize(item)
         return propagate_layers(self.conv, user, item, self.edge_index, self.num_layers, mean=False)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if edge_index is not None:  # new interactions: no retraining, nothing cached
+            with self.interaction_graph(edge_index):
+                return self.forward()
         user = item = 0.0
         for index, m in enumerate(self.modalities):
             user_m, item_m = self.modality(m)

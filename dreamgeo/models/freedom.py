@@ -329,7 +329,10 @@ class FREEDOM(Recommender):
         item_modal = self.item_modal()
         return DualRepresentation(*self.behavior(), self.user_mean(item_modal), item_modal)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if edge_index is not None:  # new interactions: no retraining, nothing cached
+            with self.interaction_graph(edge_index):
+                return self.forward()
         user, item = self.behavior()
         return user, item + self.item_modal()
 

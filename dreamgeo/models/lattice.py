@@ -176,6 +176,13 @@ class LATTICE(Recommender):
 
     #: Declared hyper-parameters; grids from MMRec
     #: (github.com/enoche/MMRec, src/configs/model/LATTICE.yaml).
+    #: Rebuilt for a graph given to :meth:`forward` (the mean adjacency with self loops
+    #: and the user mean operator).
+    INTERACTION_OPERATORS = {
+        "user_mean": user_mean_operator,
+        "adjacency": self_loop_mean_adjacency,
+    }
+
     HPARAMS = HParams(
         [
             ITEM_KNN_K,
@@ -453,7 +460,10 @@ class LATTICE(Recommender):
         item_modal = self.item_modal(self._current_neighbours())
         return DualRepresentation(*self.behavior(), self.user_mean(item_modal), item_modal)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if edge_index is not None:  # new interactions: no retraining, nothing cached
+            with self.interaction_graph(edge_index):
+                return self.forward()
         user, item = self.behavior()
         return user, item + self.item_modal(self._current_neighbours())
 

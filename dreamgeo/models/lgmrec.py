@@ -316,7 +316,10 @@ class LGMRec(Recommender):
         items (drawn with Gumbel noise and dropout in training mode)."""
         return self._representations()[0]
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if edge_index is not None:  # new interactions: no retraining, nothing cached
+            with self.interaction_graph(edge_index):
+                return self.forward()
         rep = self.dual_representations()
         return rep.user_behavior + rep.user_modal, rep.item_behavior + rep.item_modal
 

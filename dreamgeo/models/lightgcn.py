@@ -109,7 +109,10 @@ class LightGCN(Recommender):
         r"""Mean of layers :math:`0..L` of LightGCN started from ``user``, ``item``."""
         return propagate_layers(self.conv, user, item, self.edge_index, self.num_layers)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if edge_index is not None:  # new interactions: no retraining, nothing cached
+            with self.interaction_graph(edge_index):
+                return self.forward()
         return self.propagate(self.user_embedding.weight, self.item_embedding.weight)
 
     def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:

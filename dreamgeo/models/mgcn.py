@@ -318,7 +318,10 @@ class MGCN(Recommender):
         item_side = self.fuse(item_id, [views[m][1] for m in self.features.modalities])
         return DualRepresentation(user_id, item_id, user_side, item_side)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if edge_index is not None:  # new interactions: no retraining, nothing cached
+            with self.interaction_graph(edge_index):
+                return self.forward()
         rep = self.dual_representations()
         user, item = rep.user_behavior + rep.user_modal, rep.item_behavior + rep.item_modal
         if self.item_bias is not None:

@@ -253,7 +253,10 @@ class SLMRec(Recommender):
         item_modal = torch.stack([view[1] for view in views[1:]]).mean(0)
         return DualRepresentation(*views[0], user_modal, item_modal)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if edge_index is not None:  # new interactions: no retraining, nothing cached
+            with self.interaction_graph(edge_index):
+                return self.forward()
         return self._fuse(self.views())
 
     def fine_and_coarse(self, views: list[tuple[Tensor, Tensor]], items: Tensor) -> Tensor:

@@ -139,7 +139,10 @@ class VBPR(Recommender):
             self.projection(self.features),
         )
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if edge_index is not None:  # new interactions: no retraining, nothing cached
+            with self.interaction_graph(edge_index):
+                return self.forward()
         rep = self.dual_representations()
         user = torch.cat([rep.user_behavior, rep.user_modal], dim=-1)
         item = torch.cat([rep.item_behavior, rep.item_modal], dim=-1)
