@@ -32,3 +32,25 @@ def make_random_data(num_users=30, num_items=20, dims=None, per_user=4, seed=0):
 @pytest.fixture
 def random_data():
     return make_random_data()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A DREAM run of 2 epochs on the planted tiny preset (one per test module)."""
+    from dreamgeo.commands.main import main
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    run_dir = root / "run"
+    argv = ["train", "--preset", "tiny", "--epochs", "2", "--out-dir", str(run_dir)]
+    assert main([*argv, "--data-root", str(root / "data"), "--no-progress"]) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_run):
+    """The ``dreamgeo export`` folder of :func:`tiny_run`."""
+    from dreamgeo.commands.main import main
+
+    out = tiny_run.parent / "export"
+    assert main(["export", "--run-dir", str(tiny_run), "--out", str(out)]) == 0
+    return out

@@ -1,23 +1,10 @@
-"""Shared by the export, batch-recommend and service tests: a tiny trained run and a
-ranking comparison that allows ties to come in either order."""
+"""Shared by the export, batch-recommend and service tests: the evaluator's top-k of a
+run and a ranking comparison that allows ties to come in either order."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-
-from dreamgeo.commands.main import main
-
-
-def train_tiny_run(root: Path, *extra: str) -> Path:
-    """A DREAM run of 2 epochs on the planted tiny preset under ``root``."""
-    run_dir = root / "run"
-    argv = ["train", "--preset", "tiny", "--epochs", "2", "--out-dir", str(run_dir)]
-    argv += ["--data-root", str(root / "data"), "--no-progress", *extra]
-    assert main(argv) == 0
-    return run_dir
 
 
 def evaluator_top_items(model, data, k: int) -> np.ndarray:

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from serve_support import evaluator_top_items, train_tiny_run
+from serve_support import evaluator_top_items
 
 from dreamgeo.commands import load_run
 from dreamgeo.commands.main import main
@@ -15,15 +15,13 @@ from dreamgeo.datasets import prepare_dataset
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return train_tiny_run(tmp_path_factory.mktemp("recommend"))
+def run_dir(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
-def export_dir(run_dir):
-    out = run_dir.parent / "export"
-    assert main(["export", "--run-dir", str(run_dir), "--out", str(out)]) == 0
-    return out
+def export_dir(tiny_export):
+    return tiny_export
 
 
 def _read_tsv(path):

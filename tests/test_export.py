@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_random_data
-from serve_support import assert_same_ranking, evaluator_top_items, train_tiny_run
+from serve_support import assert_same_ranking, evaluator_top_items
 
 from dreamgeo.commands import load_run
 from dreamgeo.commands.main import main
@@ -28,15 +28,13 @@ from dreamgeo.serve.exported import file_sha256
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return train_tiny_run(tmp_path_factory.mktemp("export"))
+def run_dir(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
-def export_dir(run_dir):
-    out = run_dir.parent / "export"
-    assert main(["export", "--run-dir", str(run_dir), "--out", str(out)]) == 0
-    return out
+def export_dir(tiny_export):
+    return tiny_export
 
 
 def _top_k(exported, k, **options):

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from serve_support import train_tiny_run
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -18,15 +17,13 @@ from dreamgeo.serve import create_app, export_arrays, load_export, recommend_bat
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return train_tiny_run(tmp_path_factory.mktemp("serve"))
+def run_dir(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
-def export_dir(run_dir):
-    out = run_dir.parent / "export"
-    assert main(["export", "--run-dir", str(run_dir), "--out", str(out)]) == 0
-    return out
+def export_dir(tiny_export):
+    return tiny_export
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from dreamgeo.commands.common import CommandLineError, load_run
 
 __all__ = [
     "add_export_parser",
+    "add_model_arguments",
     "check_export_matches_run",
     "add_index_arguments",
     "export_run",
@@ -21,6 +22,18 @@ __all__ = [
     "run_export",
     "run_record",
 ]
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, run_help: str) -> None:
+    r"""``--run-dir`` and ``--export``, the model of ``recommend`` and ``serve``."""
+    group = parser.add_argument_group(
+        "model (one of, or both: the export is used once its model and data checksum "
+        "match the run's)"
+    )
+    group.add_argument("--run-dir", metavar="RUN", default=None, help=run_help)
+    group.add_argument(
+        "--export", metavar="DIR", default=None, help="an export folder of dreamgeo export"
+    )
 
 
 def add_index_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from dreamgeo.argtypes import positive_int
 from dreamgeo.commands.common import CommandLineError
 from dreamgeo.commands.export import (
     add_index_arguments,
+    add_model_arguments,
     check_export_matches_run,
     export_run,
     index_options,
@@ -38,14 +39,7 @@ def add_recommend_parser(commands) -> argparse.ArgumentParser:
         "train run (--run-dir) or an export (--export), with original ids, in chunks of "
         "users: peak memory grows with --batch-size, not with the number of users.",
     )
-    source = parser.add_argument_group(
-        "model (one of, or both: the export is used once "
-        "its model and data checksum match the run's)"
-    )
-    source.add_argument("--run-dir", metavar="RUN", default=None, help="a train run folder")
-    source.add_argument(
-        "--export", metavar="DIR", default=None, help="an export folder of dreamgeo export"
-    )
+    add_model_arguments(parser, "a train run folder (exported in memory)")
     parser.add_argument("--top-k", type=positive_int, default=20)
     parser.add_argument(
         "--output",

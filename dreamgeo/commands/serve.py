@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from dreamgeo.argtypes import positive_int
-from dreamgeo.commands.export import add_index_arguments
+from dreamgeo.commands.export import add_index_arguments, add_model_arguments
 from dreamgeo.commands.recommend import open_export
 
 __all__ = ["add_serve_parser", "build_app", "run_serve"]
@@ -23,14 +23,7 @@ def add_serve_parser(commands) -> argparse.ArgumentParser:
         "GET /similar?item=ID&k=20, GET /health and GET /metadata as JSON, with original "
         'ids. Needs the serve extra: pip install "dreamgeo[serve]".',
     )
-    source = parser.add_argument_group(
-        "model (one of, or both: the export is used once "
-        "its model and data checksum match the run's)"
-    )
-    source.add_argument("--export", metavar="DIR", default=None, help="an export folder")
-    source.add_argument(
-        "--run-dir", metavar="RUN", default=None, help="a train run folder, exported in memory"
-    )
+    add_model_arguments(parser, "a train run folder (exported in memory)")
     parser.add_argument(
         "--host",
         default="127.0.0.1",

@@ -224,13 +224,9 @@ def export_model(
     model: torch.nn.Module,
     data: HeteroData,
     dataset_dir: str | os.PathLike | None = None,
-    index: str = "flat",
-    index_options: Mapping[str, Any] | None = None,
-    recall_k: int = 20,
-    recall_sample: int = 1000,
-    seed: int = 0,
     info: Mapping[str, Any] | None = None,
     inner_product: bool = False,
+    **settings: Any,
 ) -> ExportedModel:
     r"""The :class:`~dreamgeo.serve.ExportedModel` of a trained model: the rows of
     its :meth:`~dreamgeo.models.Recommender.embeddings`, the original ids
@@ -245,18 +241,12 @@ def export_model(
         dataset_dir (str or Path, optional): The dataset folder whose
             ``u_id_mapping.csv`` / ``i_id_mapping.csv`` give original ids.
             (default: :obj:`None`)
-        index (str, optional): ``"flat"``, ``"ivf"`` or ``"hnsw"``.
-            (default: :obj:`"flat"`)
-        index_options (Mapping[str, Any], optional): See :func:`export_arrays`.
-            (default: :obj:`None`)
-        recall_k (int, optional): See :func:`export_arrays`. (default: :obj:`20`)
-        recall_sample (int, optional): See :func:`export_arrays`.
-            (default: :obj:`1000`)
-        seed (int, optional): See :func:`export_arrays`. (default: :obj:`0`)
         info (Mapping[str, Any], optional): More manifest entries (hyper-parameters,
             run folder, ...). (default: :obj:`None`)
         inner_product (bool, optional): See :func:`check_exportable`.
             (default: :obj:`False`)
+        **settings: The index and its recall check, as for :func:`export_arrays`
+            (``index``, ``index_options``, ``recall_k``, ``recall_sample``, ``seed``).
 
     Raises:
         ExportError: For a model not known to score by inner products, or
@@ -280,16 +270,7 @@ def export_model(
         "ids": id_sources,
         **dict(info or {}),
     }
+    edge_index = data[INTERACTS].edge_index.cpu()
     return export_arrays(
-        users,
-        items,
-        data[INTERACTS].edge_index.cpu(),
-        user_ids,
-        item_ids,
-        index=index,
-        index_options=index_options,
-        recall_k=recall_k,
-        recall_sample=recall_sample,
-        seed=seed,
-        info=manifest_info,
+        users, items, edge_index, user_ids, item_ids, info=manifest_info, **settings
     )
