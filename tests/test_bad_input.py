@@ -461,6 +461,13 @@ def test_duplicates_are_dropped_with_a_warning(tmp_path):
     assert data[INTERACTS].test_edge_index.size(1) == 0
 
 
+def load_warning(root: Path, fragment: str):
+    r"""Loads ``root/toy``; returns the data and the warning that holds ``fragment``."""
+    with pytest.warns(UserWarning) as caught:
+        data = MMRecDataset(root, "toy", log=False)[0]
+    return data, next(str(w.message) for w in caught if fragment in str(w.message))
+
+
 def test_duplicates_are_counted_per_x_label(tmp_path):
     # (0, 1): valid, test, valid -> the valid row kept, one valid and one test dropped;
     # (0, 0): train twice -> the first kept (equal splits: file order)
@@ -473,9 +480,7 @@ def test_duplicates_are_counted_per_x_label(tmp_path):
         "0\t2\t5\t6\t2",
     )
     write_files(tmp_path / "toy", inter)
-    with pytest.warns(UserWarning) as caught:
-        data = MMRecDataset(tmp_path, "toy", log=False)[0]
-    message = next(str(w.message) for w in caught if "duplicate" in str(w.message))
+    data, message = load_warning(tmp_path, "duplicate")
     assert "dropped 3 duplicate (userID, itemID) rows" in message
     assert "train before valid before test, then the first in the file" in message
     assert "dropped per x_label: 0 (train) 1, 1 (valid) 1, 2 (test) 1" in message
@@ -577,9 +582,7 @@ def test_feature_rows_past_the_items_are_kept_with_a_warning(tmp_path):
         "text_feat.npy": np.ones((7, 2), dtype=np.float32),
     }
     write_files(tmp_path / "toy", lines(*GOOD), features)  # items 0..2 occur
-    with pytest.warns(UserWarning) as caught:
-        data = MMRecDataset(tmp_path, "toy", log=False)[0]
-    message = next(str(w.message) for w in caught if "past it" in str(w.message))
+    data, message = load_warning(tmp_path, "past it")
     assert "toy.inter: the feature files (image_feat.npy, text_feat.npy) have 7 rows" in message
     assert "the largest itemID is 2: the 4 row(s) past it are kept as items" in message
     assert "(4 item(s) in all have none; MMRec's rule: row j is item j)" in message

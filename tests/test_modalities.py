@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+from dreamgeo.commands.common import load_run
 from dreamgeo.commands.main import main
 from dreamgeo.datasets import ITEM, MMRecDataset, modality_names
 from dreamgeo.datasets.mmrec import find_modalities
@@ -152,6 +153,9 @@ def test_modalities_flag_picks_a_subset_and_is_part_of_the_resume_check(three, c
     assert "modalities: stored ['image', 'audio'], now ['image']" in err
     assert "data_checksum: stored" in err
     assert main([*argv, "--modalities", "image,audio"]) == 0  # the same choice resumes
+    model, data = load_run(out_dir)  # the run remembers its modalities
+    assert modality_names(data) == ["image", "audio"]
+    assert model.recommend(torch.arange(3), k=5).shape == (3, 5)
 
 
 def test_unknown_modality_is_an_error_listing_the_found_ones(three, capsys):
