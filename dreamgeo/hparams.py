@@ -6,6 +6,7 @@ tuner and the docs are all derived from these declarations."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,9 @@ class HParam:
             matters only when hyper-parameter ``name`` has ``value`` (e.g. BMA's weights
             only with ``bma=True``); a tuner does not search it otherwise.
             (default: :obj:`None`)
+        pattern (str, optional): A regular expression a :obj:`str` value must match in
+            full, for open sets of values (e.g. ``no_<m>_encoder`` for any modality
+            ``m``). (default: :obj:`None`)
         details (str, optional): More than :obj:`help`'s one line, for the API
             documentation only (e.g. which reading of the paper a choice is).
             (default: :obj:`""`)
@@ -86,6 +90,7 @@ class HParam:
     target: str = MODEL
     nullable: bool = False
     requires: tuple[str, Any] | None = None
+    pattern: str | None = None
     details: str = ""
 
     def __post_init__(self):
@@ -112,6 +117,8 @@ class HParam:
         r"""The valid values in words, e.g. ``> 0``, ``[0, 1)``, ``{exact, ivf}``."""
         if self.choices is not None:
             return "{" + ", ".join(_format(c) for c in self.choices) + "}"
+        if self.pattern is not None:
+            return f"matching {self.pattern}"
         if self.type is bool:
             return "true/false"
         if self.low is None and self.high is None:
@@ -187,6 +194,11 @@ class HParam:
         if self.choices is not None and value not in self.choices:
             raise HParamError(
                 f"{source}: {self.name} must be one of {self.range_text()}, got {_format(value)}"
+            )
+        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
+            raise HParamError(
+                f"{source}: {self.name} must be one of {self.pattern.replace('|', ', ')}, "
+                f"got {_format(value)}"
             )
         if self.type in (int, float):
             if self.type is float and not math.isfinite(value):

@@ -34,7 +34,7 @@ def _user_features_dense(data, x):
 
 def _with_graphs(data):
     graphs = {}
-    for name in ("image", "text"):
+    for name in [key[2:] for key in data["item"].keys() if key.startswith("x_")]:
         x = data["item"][f"x_{name}"]
         for node, feats in (("item", x), ("user", _user_features_dense(data, x))):
             dense = _knn_dense(feats, K)
@@ -77,6 +77,58 @@ def test_modal_line_matches_dense_equations_and_linearity_shortcut(setup):
     ref_user, ref_item = _reference_modal(model, data, graphs)
     torch.testing.assert_close(user_modal, ref_user, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(item_modal, ref_item, rtol=1e-4, atol=1e-5)
+
+
+def test_modal_line_with_three_named_modalities_is_the_weighted_sum_of_eq_4_to_6():
+    # the paper's two-modality equations, one encoder, gate and graph pair per modality,
+    # fused by weights summing to 1
+    torch.manual_seed(0)
+    data, graphs = _with_graphs(make_random_data(dims={"image": 12, "text": 6, "audio": 5}))
+    weights = {"image": 0.5, "text": 0.2, "audio": 0.3}
+    model = DREAM(data, knn_k=K, embedding_dim=8, modal_weights=weights)
+    assert model.modalities == ["image", "text", "audio"]
+    user_modal, item_modal = model.modal()
+    ref_user, ref_item = _reference_modal(model, data, graphs)
+    torch.testing.assert_close(user_modal, ref_user, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(item_modal, ref_item, rtol=1e-4, atol=1e-5)
+
+
+def test_two_modalities_reproduce_the_numbers_from_before_the_parts_refactor():
+    # tests/data/dream_two_modality_reference.json was written by the DREAM of commit
+    # 87b9b16 (one 284-line constructor) on this data, seed and batch; the composition
+    # of parts must give the same loss, parts and scores
+    import json
+    from pathlib import Path
+
+    from dreamgeo.models.dream import PAPER_OPTIONS
+
+    path = Path(__file__).parent / "data" / "dream_two_modality_reference.json"
+    reference = json.loads(path.read_text())
+    for label, options in (("defaults", {}), ("paper", dict(PAPER_OPTIONS))):
+        torch.manual_seed(7)
+        model = DREAM(make_random_data(), knn_k=3, embedding_dim=8, **options)
+        users, pos, neg = torch.arange(12), torch.arange(12) % 20, (torch.arange(12) * 7 + 3) % 20
+        total, parts = model.loss(users, pos, neg)
+        user, item = model()
+        expected = reference[label]
+        assert total.item() == pytest.approx(expected["loss"], rel=1e-5)
+        assert {k: v.item() for k, v in parts.items()} == pytest.approx(expected["parts"], rel=1e-5)
+        assert (user[0] @ item.t()).tolist() == pytest.approx(
+            expected["scores_row0"], rel=1e-4, abs=1e-6
+        )
+        assert user.abs().sum().item() == pytest.approx(expected["user_abs_sum"], rel=1e-5)
+        assert item.abs().sum().item() == pytest.approx(expected["item_abs_sum"], rel=1e-5)
+
+
+def test_ablations_name_any_modality():
+    data = make_random_data(dims={"image": 12, "text": 6, "audio": 5})
+    model = DREAM(data, knn_k=3, embedding_dim=8, ablation="no_audio_encoder")
+    encoders = model.modal_line.encoders
+    assert not encoders["audio"].use_gate and not encoders["audio"].use_graph
+    assert encoders["image"].use_gate and encoders["text"].use_graph
+    assert "audio" not in model.modal_line.item_graphs and "image" in model.modal_line.item_graphs
+    with pytest.raises(ValueError, match=r"no_video_encoder.*no_audio_encoder"):
+        DREAM(data, knn_k=3, embedding_dim=8, ablation="no_video_encoder")
 
 
 def test_user_gate_shortcut_equals_direct_computation(setup):
@@ -249,8 +301,10 @@ def test_bad_arguments(setup):
         DREAM(data, knn_k=0)
     with pytest.raises(ValueError, match="s3_weight"):
         DREAM(data, s3_weight=-1.0)
-    with pytest.raises(ValueError, match="Unknown ablation"):
+    with pytest.raises(ValueError, match="ablation must be one of full, .*no_s3"):
         DREAM.from_ablation("no_such_thing", data)
+    with pytest.raises(ValueError, match="unknown ablation .no_video_encoder"):
+        DREAM.from_ablation("no_video_encoder", data)
     with pytest.raises(ValueError, match="plain_modalities"):
         DREAM(data, plain_modalities=("audio",))
 

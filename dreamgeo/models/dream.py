@@ -11,7 +11,14 @@ from torch_geometric.data import HeteroData
 
 from dreamgeo.checks import check_edge_index
 from dreamgeo.datasets.hetero_input import canonical_hetero
-from dreamgeo.datasets.schema import INTERACTS, ITEM, USER, feature_key, similarity_edge_type
+from dreamgeo.datasets.schema import (
+    INTERACTS,
+    ITEM,
+    USER,
+    feature_key,
+    modality_names,
+    similarity_edge_type,
+)
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import ITEM_BIAS, NEGATIVE_CANDIDATES
@@ -31,12 +38,15 @@ __all__ = [
     "DREAM",
     "ABLATIONS",
     "PAPER_OPTIONS",
+    "ablation_overrides",
     "bma_decay_factor",
     "default_modal_weights",
     "normalize_features",
 ]
 
-#: The rows of the paper's Table 3 as overrides of :class:`DREAM`'s arguments.
+#: The rows of the paper's Table 3 as overrides of :class:`DREAM`'s arguments; beyond
+#: them, ``no_<m>_encoder`` removes the encoder of any modality ``m`` of the data
+#: (:func:`ablation_overrides`).
 ABLATIONS: dict[str, dict[str, Any]] = {
     "full": {},
     "no_filter_gate": {"use_filter_gate": False},
@@ -73,6 +83,24 @@ PAPER_OPTIONS: dict[str, Any] = {
 }
 
 
+def ablation_overrides(name: str, modalities: Sequence[str]) -> dict[str, Any]:
+    r"""The argument overrides of ablation ``name``: a row of :data:`ABLATIONS`, or
+    ``no_<m>_encoder`` for any modality ``m`` of ``modalities`` (e.g.
+    ``no_audio_encoder``: modality ``audio`` keeps a plain projection, without gate and
+    relation graphs)."""
+    if name in ABLATIONS and not name.endswith("_encoder"):
+        return dict(ABLATIONS[name])
+    if name.startswith("no_") and name.endswith("_encoder") and name != "no_encoders":
+        modality = name[len("no_") : -len("_encoder")]
+        if modality in modalities:
+            return {"plain_modalities": (modality,)}
+    valid = [a for a in ABLATIONS if not a.endswith("_encoder")]
+    valid += [f"no_{m}_encoder" for m in modalities]
+    raise ValueError(
+        f"DREAM: unknown ablation '{name}' for modalities {list(modalities)}; choose one of {valid}"
+    )
+
+
 def bma_decay_factor(decay: float, epoch: int) -> float:
     r"""The factor :math:`\delta^{t-1}` of BMA's weights in training epoch
     :math:`t =` :obj:`epoch` (from 1) under :obj:`bma_decay` :math:`\delta`."""
@@ -101,8 +129,10 @@ OBJECTIVE_HPARAMS = HParams(
             "ablation",
             str,
             "full",
-            "a row of the paper's Table 3 (parts switched off)",
-            choices=tuple(ABLATIONS),
+            "a row of the paper's Table 3 (parts switched off), no_<m>_encoder for any "
+            "modality m of the data",
+            pattern="|".join(a for a in ABLATIONS if not a.endswith("_encoder"))
+            + r"|no_\w+_encoder",
         ),
         HParam(
             "fusion",
@@ -242,7 +272,7 @@ class DREAM(Recommender):
         data = _as_hetero_data(data, num_users, num_items, edge_index, features, relation_graphs)
         super().__init__(data[USER].num_nodes, data[ITEM].num_nodes, data[INTERACTS].edge_index)
         values = self.HPARAMS.resolve(hyper_parameters, "DREAM")
-        switches = dict(ABLATIONS[values["ablation"]])
+        switches = ablation_overrides(values["ablation"], modality_names(data))
         plain_modalities = (*plain_modalities, *switches.pop("plain_modalities", ()))
         values.update(switches)
         if embedding_dim <= 0:
@@ -301,8 +331,6 @@ class DREAM(Recommender):
     def from_ablation(cls, name: str, data: HeteroData | None = None, **kwargs) -> DREAM:
         r"""DREAM with the parts of the paper's Table 3 row ``name`` removed (a key of
         :data:`ABLATIONS`, e.g. ``"no_s3"``); ``kwargs`` as in the constructor."""
-        if name not in ABLATIONS:
-            raise ValueError(f"Unknown ablation '{name}'; choose one of {sorted(ABLATIONS)}")
         return cls(data, **{**kwargs, "ablation": name})
 
     def reset_parameters(self):
