@@ -284,13 +284,24 @@ MODALITY_SETS = {
 
 @pytest.mark.parametrize("dims", list(MODALITY_SETS), ids=str)
 @pytest.mark.parametrize("name", MULTIMODAL)
-def test_every_multimodal_model_takes_one_to_three_modalities(name, dims, request):
-    if name == "slmrec" and dims == "three":
-        request.applymarker(
-            pytest.mark.xfail(
-                raises=ValueError,
-                strict=True,
-                reason="SLMRec's fine-and-coarse task is defined for one or two modalities",
-            )
-        )
+def test_every_multimodal_model_takes_one_to_three_modalities(name, dims):
     _finite_loss_and_scores(name, MODALITY_SETS[dims])
+
+
+def test_slmrec_contrasts_a_third_modality_in_the_coarse_space():
+    from dreamgeo.models.slmrec import _in_batch_cross_entropy
+
+    torch.manual_seed(0)
+    model = build_model("slmrec", make_random_data(dims=DIMS), embedding_dim=8)
+    assert len(model.further_coarse) == len(DIMS) - 2
+    views, items = model.views(), torch.arange(6)
+    fine = model.id_fine(views[0][1][items])
+    coarse = model.middle_coarse(model.fine_middle(fine))
+    expected = _in_batch_cross_entropy(fine, model.first_fine(views[1][1][items]), model.ssl_tau)
+    expected = expected + _in_batch_cross_entropy(
+        coarse, model.second_coarse(views[2][1][items]), model.ssl_tau
+    )
+    expected = expected + _in_batch_cross_entropy(
+        coarse, model.further_coarse[0](views[3][1][items]), model.ssl_tau
+    )
+    torch.testing.assert_close(model.fine_and_coarse(views, items), expected)

@@ -67,8 +67,11 @@ class SLMRec(Recommender):
     \mathrm{softmax}_j(\mathbf{a}_k^\top\mathbf{b}_j/\tau_{ssl})_k` and every
     :math:`g` a linear layer. SLMRec uses no negative items: :meth:`loss` ignores
     ``neg_items``. With image and text, image is :math:`m_1` and text :math:`m_2`
-    (MMRec's order), otherwise the data's order; one or two modalities are supported
-    (FAC is defined for MMRec's image/text pair).
+    (MMRec's order), otherwise the data's order. FAC is defined for MMRec's pair; with
+    :math:`M > 2` modalities every further modality :math:`m_k` is contrasted with
+    :math:`\mathbf{h}_2` in the same coarse space through its own layer,
+    :math:`\mathrm{CE}(\mathbf{h}_2, g_{m_k}(\mathbf{e}_i^{m_k}))` (one modality: the
+    fine term only).
 
     **BMA plug-in**: with the plug-in :attr:`bma` set (by the registry, or by
     assigning a :class:`~dreamgeo.nn.BMALoss`), the loss adds ``bma(E^id_u[users], E^id_i[pos],
@@ -85,7 +88,7 @@ class SLMRec(Recommender):
         num_users (int): :math:`M`.
         num_items (int): :math:`N`.
         edge_index (torch.Tensor): Training interactions ``[2, E]`` (row 0 users).
-        features (Mapping[str, torch.Tensor]): Raw item features of one or two
+        features (Mapping[str, torch.Tensor]): Raw item features of one or more
             modalities ``[N, d_m]`` (frozen).
         embedding_dim (int, optional): :math:`d` (even). (default: :obj:`64`)
         num_layers (int, optional): LightGCN layers :math:`L`. (default: :obj:`3`)
@@ -174,10 +177,6 @@ class SLMRec(Recommender):
                 f"SLMRec: need tau, ssl_tau > 0 and ssl_weight >= 0, got {tau}, {ssl_tau}, "
                 f"{ssl_weight}"
             )
-        if not 1 <= len(features) <= 2:
-            raise ValueError(
-                f"SLMRec supports one or two modalities (its FAC task), got {list(features)}"
-            )
         modalities = list(features)
         if sorted(modalities) == ["image", "text"]:
             modalities = ["image", "text"]
@@ -204,10 +203,14 @@ class SLMRec(Recommender):
         # FAC heads (MMRec: g_i_iv, g_v_iv, g_iv_iva, g_iva_ivat, g_t_ivat)
         self.id_fine = torch.nn.Linear(d, d)
         self.first_fine = torch.nn.Linear(d, d)
-        if len(modalities) == 2:
+        if len(modalities) >= 2:
             self.fine_middle = torch.nn.Linear(d, d)
             self.middle_coarse = torch.nn.Linear(d, d // 2)
             self.second_coarse = torch.nn.Linear(d, d // 2)
+        # modalities beyond MMRec's pair meet the ID view in the same coarse space
+        self.further_coarse = torch.nn.ModuleList(
+            torch.nn.Linear(d, d // 2) for _ in modalities[2:]
+        )
         self.reset_parameters()
 
     @classmethod
@@ -263,10 +266,12 @@ class SLMRec(Recommender):
         r"""The FAC self-supervised loss on ``items`` ``[B]``."""
         fine = self.id_fine(views[0][1][items])
         loss = _in_batch_cross_entropy(fine, self.first_fine(views[1][1][items]), self.ssl_tau)
-        if len(self.modalities) == 2:
+        if len(self.modalities) >= 2:
             coarse = self.middle_coarse(self.fine_middle(fine))
             second = self.second_coarse(views[2][1][items])
             loss = loss + _in_batch_cross_entropy(coarse, second, self.ssl_tau)
+            for head, view in zip(self.further_coarse, views[3:]):
+                loss = loss + _in_batch_cross_entropy(coarse, head(view[1][items]), self.ssl_tau)
         return loss
 
     def objective(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Objective:
