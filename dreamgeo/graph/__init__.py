@@ -7,10 +7,12 @@ from dreamgeo.graph.hetero import (
     user_mean_features,
 )
 from dreamgeo.graph.knn import knn_graph_cosine, knn_recall
+from dreamgeo.graph.knn_query import cosine_top_k
 from dreamgeo.graph.normalize import NORMALIZATION_VERSION, symmetric_normalize
 
 __all__ = [
     "knn_graph_cosine",
+    "cosine_top_k",
     "knn_recall",
     "symmetric_normalize",
     "NORMALIZATION_VERSION",

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from dreamgeo.checks import check_edge_index
+from dreamgeo.checks import check_edge_index, check_values
 from dreamgeo.datasets.hetero_input import canonical_hetero
 from dreamgeo.datasets.schema import (
     INTERACTS,
@@ -19,6 +19,7 @@ from dreamgeo.datasets.schema import (
     modality_names,
     similarity_edge_type,
 )
+from dreamgeo.graph.knn_query import cosine_top_k
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import ITEM_BIAS, NEGATIVE_CANDIDATES
@@ -403,6 +404,62 @@ class DREAM(Recommender):
         r"""Same as :meth:`representations`; the name the baselines with a BMA plug-in
         share, so diagnostics treat every dual-line model alike."""
         return self.representations()
+
+    @torch.no_grad()
+    def cold_item_embeddings(self, features: Mapping[str, Tensor]) -> Tensor:
+        r"""Scoring representations ``[K, d]`` of :math:`K` new items that have
+        features but no interactions, so that they can be recommended at once: each new
+        item's :math:`k - 1` nearest existing items by raw-feature cosine (per modality,
+        :math:`k` = ``knn_k``) stand in for what it lacks, the behaviour row and the ID
+        row the filter gate multiplies (their mean, weighted by :math:`lpha_m` across
+        modalities); its modal row goes through the trained encoders, gates and its new
+        row of the item–item relation graph (:meth:`ModalLine.fold_in
+        <dreamgeo.nn.ModalLine.fold_in>`); Eq. 12 fuses them. The model is unchanged.
+
+        Args:
+            features (Mapping[str, torch.Tensor]): Raw features ``[K, d_m]`` of every
+                modality of the model, finite.
+
+        Shapes:
+            - **output:** ``[K, d]`` (columns as :meth:`forward`'s items)
+        """
+        line = self.modal_line
+        missing = sorted(set(line.modalities) - set(features))
+        if missing:
+            raise ValueError(f"DREAM.cold_item_embeddings: features of {missing} are missing")
+        rows = None
+        for m in line.modalities:
+            x = features[m]
+            name = f"features[{m!r}]"
+            if not isinstance(x, Tensor) or x.dim() != 2 or x.size(1) != line.features(m).size(1):
+                width = line.features(m).size(1)
+                raise ValueError(f"DREAM.cold_item_embeddings: {name} must be [K, {width}]")
+            check_values(x, name, "DREAM.cold_item_embeddings")
+            rows = x.size(0) if rows is None else rows
+            if x.size(0) != rows:
+                raise ValueError("DREAM.cold_item_embeddings: every modality needs K rows")
+        rep = self.representations()
+        k = min(line.knn_k, self.num_items + 1)
+        neighbours = {
+            m: cosine_top_k(features[m], line.features(m), max(k - 1, 1))[0]
+            for m in line.modalities
+        }
+
+        def neighbour_mean(table: Tensor) -> Tensor:
+            return sum(w * table[neighbours[m]].mean(1) for m, w in line.modal_weights.items())
+
+        behavior = neighbour_mean(rep.item_behavior)
+        if line.gate_input == "behavior":
+            gate_rows, item_gate = behavior, rep.item_behavior
+        else:
+            gate_rows, item_gate = (
+                neighbour_mean(self.item_embedding.weight),
+                self.item_embedding.weight,
+            )
+        fused = self.fuse(behavior, line.fold_in(features, gate_rows, item_gate, neighbours))
+        if self.item_bias is not None:  # a new item starts from the bias's initial 0
+            fused = torch.cat([fused, fused.new_zeros(fused.size(0), 1)], dim=-1)
+        return fused
 
     def fuse(self, behavior: Tensor, modal: Tensor) -> Tensor:
         r"""The scoring representation :math:`\mathbf{e}_G` of rows of both lines (Eq. 12

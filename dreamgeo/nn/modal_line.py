@@ -214,6 +214,8 @@ class ModalLine(torch.nn.Module):
         )
         self.modalities: list[str] = modalities
         self.modal_weights: dict[str, float] = weights
+        self.knn_k: int = config["knn_k"]
+        self.feature_norm: str = config["feature_norm"]
         self.gate_input: str = config["gate_input"]
         self.user_modal: str = config["user_modal"]
         self.modality_dropout: float = config["modality_dropout"]
@@ -336,6 +338,60 @@ class ModalLine(torch.nn.Module):
         if self.user_modal == "items":
             user_modal = user_mean(item_modal)
         return user_modal, item_modal
+
+    @torch.no_grad()
+    def fold_in(
+        self,
+        features: Mapping[str, Tensor],
+        gate_rows: Tensor,
+        item_gate: Tensor,
+        neighbours: Mapping[str, Tensor],
+    ) -> Tensor:
+        r"""Modal representations ``[K, d]`` of :math:`K` new items from their raw
+        features alone, through the trained encoders: per modality the projection and
+        filter gate of Eq. 4 on the new rows, then the new rows of the relation graph of
+        Eq. 5–6: each new item joins the item–item graph with itself and its
+        :math:`k - 1` nearest existing items (raw-feature cosine), every edge weighted
+        :math:`1/k` as the row-normalized top-:math:`k` graph weighs them,
+
+        .. math::
+            ar{\mathbf{e}}_m^{new} = rac{1}{k}\Big(\hat{\mathbf{e}}_m^{new} +
+            \sum_{j \in \mathcal{N}_k(new)} \hat{\mathbf{e}}_m^{j}\Big),
+
+        fused with the weights :math:`lpha_m` (Eq. 7). The existing items and their
+        graphs are unchanged. Needs ``num_modal_layers=1`` and a row-wise
+        ``feature_norm`` (``none`` or ``l2``).
+
+        Args:
+            features (Mapping[str, torch.Tensor]): Raw features ``[K, d_m]`` of every
+                modality of the model.
+            gate_rows (torch.Tensor): What the gates multiply for the new items
+                ``[K, d]`` (their stand-in ID or behaviour rows).
+            item_gate (torch.Tensor): The gates' input of the existing items ``[N, d]``.
+            neighbours (Mapping[str, torch.Tensor]): Per modality the new items'
+                :math:`k - 1` nearest existing items ``[K, k - 1]``.
+        """
+        if self.feature_norm not in ("none", "l2"):
+            raise ValueError(
+                f"ModalLine.fold_in: feature_norm '{self.feature_norm}' uses statistics of "
+                "the training items; new items need a row-wise one (none or l2)"
+            )
+        modal = None
+        for m, encoder in self.encoders.items():
+            if encoder.num_layers != 1:
+                raise ValueError("ModalLine.fold_in needs num_modal_layers=1")
+            x_new = normalize_features(features[m].float(), self.feature_norm)
+            new = encoder.project(x_new.to(self.features(m).dtype))
+            if encoder.use_gate:
+                new = torch.sigmoid(new) * gate_rows
+            if m in self.item_graphs:
+                existing = encoder.project(self.features(m))
+                if encoder.use_gate:
+                    existing = torch.sigmoid(existing) * item_gate
+                new = (new + existing[neighbours[m]].sum(1)) / (neighbours[m].size(1) + 1)
+            weight = self.modal_weights[m]
+            modal = weight * new if modal is None else modal + weight * new
+        return modal
 
     def extra_repr(self) -> str:
         return f"modal_weights={self.modal_weights}"
