@@ -142,3 +142,22 @@ def test_cold_item_embeddings_refuse_bad_features():
     bad[1, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN or infinite values .* row 1"):
         model.cold_item_embeddings({"image": torch.randn(2, 12), "text": bad})
+
+
+def test_train_cold_items_flag_reports_every_path(tmp_path, capsys):
+    import json
+
+    from dreamgeo.commands.main import main
+
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "tiny", "--data-root", str(tmp_path / "data"), "--epochs", "1"]
+    assert main([*argv, "--cold-items", "0.2", "--out-dir", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "| method | R@10 | R@20 | N@10 | N@20 |" in printed
+    assert "| DREAM: its modal path |" in printed
+    result = json.loads((out / "result.json").read_text())["cold_items"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["cold_items"] == 0.2
+    for key in ("own_path", "content_fold_in", "feature_similarity"):
+        assert 0.0 <= result[key]["recall@20"] <= 1.0
+    assert result["fraction_items"] > 0 and result["interactions"] > 0

@@ -378,26 +378,19 @@ def _cold_metrics(model, data, cold) -> dict[str, Any]:
 
 
 def _cold_table(result: Mapping[str, Any], label: str) -> str:
-    rows = [
-        f"Cold-start items ({result['fraction_items']} held out, "
-        f"{result['interactions']} interactions), ranking the held-out items only:",
-        "",
-        "| method | R@10 | R@20 | N@10 | N@20 |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    from dreamgeo.train.evaluate import format_metrics_table
+
     names = {
         "own_path": f"{label}: its modal path",
         "content_fold_in": f"{label}: content-neighbour fold-in",
         "feature_similarity": "feature similarity (no model)",
     }
-    for key, name in names.items():
-        if key in result:
-            m = result[key]
-            rows.append(
-                f"| {name} | {m['recall@10']:.4f} | {m['recall@20']:.4f} | "
-                f"{m['ndcg@10']:.4f} | {m['ndcg@20']:.4f} |"
-            )
-    return "\n".join(rows)
+    rows = {name: result[key] for key, name in names.items() if key in result}
+    return (
+        f"Cold-start items ({result['fraction_items']} held out, {result['interactions']} "
+        "interactions), ranking the held-out items only:\n\n"
+        + format_metrics_table(rows, short=True, row_label="method")
+    )
 
 
 def _check_modalities(name: str, values: Mapping[str, Any], modalities: list[str]) -> None:

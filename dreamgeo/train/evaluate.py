@@ -481,8 +481,9 @@ def format_metrics_table(
     metrics: Sequence[str] = ("recall", "ndcg"),
     digits: int = 4,
     short: bool = False,
+    row_label: str = "split",
 ) -> str:
-    r"""A markdown table of evaluation results, one row per split.
+    r"""A markdown table of evaluation results, one row per split (or per method).
 
     Args:
         results (Mapping[str, Mapping[str, float]]): The output of
@@ -493,11 +494,13 @@ def format_metrics_table(
         digits (int, optional): Decimal places. (default: :obj:`4`)
         short (bool, optional): Head the columns ``R@K``, ``N@K``, ``P@K`` and
             ``MAP@K`` instead of ``recall@K``, ``ndcg@K``, ... (default: :obj:`False`)
+        row_label (str, optional): The head of the first column.
+            (default: :obj:`"split"`)
     """
     columns = [f"{metric}@{k}" for metric in metrics for k in ks]
     names = [f"{_SHORT_NAMES.get(m, m) if short else m}@{k}" for m in metrics for k in ks]
     lines = [
-        "| split | " + " | ".join(names) + " |",
+        f"| {row_label} | " + " | ".join(names) + " |",
         "|---|" + "---:|" * len(columns),
     ]
     for split, values in results.items():
