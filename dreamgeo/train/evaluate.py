@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from dreamgeo.graph.seen_items import csr_rows
+
 __all__ = ["METRIC_NAMES", "FullRankEvaluator", "format_metrics_table"]
 
 logger = logging.getLogger(__name__)
@@ -51,19 +53,6 @@ def _sorted_unique_keys(edge_index: Tensor, num_items: int) -> Tensor:
     r"""The distinct interactions as sorted keys ``user * num_items + item``."""
     edge_index = edge_index.long().cpu()
     return torch.unique(edge_index[0] * num_items + edge_index[1], sorted=True)
-
-
-def _csr_rows(rowptr: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    r"""The entries of the CSR rows ``rows`` as (position in ``rows``, entry
-    index) pairs, without a Python loop over rows."""
-    start = rowptr[rows]
-    count = rowptr[rows + 1] - start
-    total = int(count.sum())
-    local_row = torch.repeat_interleave(
-        torch.arange(rows.numel(), device=rows.device), count, output_size=total
-    )
-    first = torch.repeat_interleave(start - (count.cumsum(0) - count), count, output_size=total)
-    return local_row, first + torch.arange(total, device=rows.device)
 
 
 def _csr_from_keys(keys: Tensor, num_rows: int, num_cols: int) -> tuple[Tensor, Tensor]:
@@ -225,7 +214,7 @@ class FullRankEvaluator:
         (in place: :meth:`_scored_batches` hands out only writable scores)."""
         device = scores.device
         rowptr, col = self._state_on(device)[:2]
-        local_row, entry = _csr_rows(rowptr, users)
+        local_row, entry = csr_rows(rowptr, users)
         scores.index_put_(
             (local_row, col[entry]), torch.tensor(float("-inf"), dtype=scores.dtype, device=device)
         )
