@@ -13,6 +13,11 @@ from dreamgeo.datasets.schema import ITEM, USER, modality_names, train_edge_inde
 from dreamgeo.diagnostics.alignment import behavior_modal_cosine
 from dreamgeo.diagnostics.forgetting import cosine_distance, pairwise_cosines
 from dreamgeo.diagnostics.sampling import sample_nodes, sampled_raw_features
+from dreamgeo.diagnostics.training_state import (
+    gate_activations,
+    representation_norms,
+    s3_sample_loss,
+)
 
 if TYPE_CHECKING:
     from dreamgeo.models.base import DualRepresentation
@@ -55,6 +60,19 @@ class DualRepresentationDiagnostics:
       ``behavior_modal_cos_user``, ``behavior_modal_cos_item``,
       ``behavior_modal_distance_user``, ``behavior_modal_distance_item``.
 
+    and, with :obj:`training_state` (the default), what the training does to the model
+    (:mod:`dreamgeo.diagnostics.training_state`):
+
+    * **Representation norms**: mean L2 row norm of the four representations, columns
+      ``norm_<node>_<line>`` (e.g. ``norm_item_modal``).
+    * **Gate activations** of models with DREAM's modal line: mean filter gate
+      :math:`\sigma(\mathbf{E}_m\mathbf{W}_m + \mathbf{b}_m)` of each modality over
+      items and users, columns ``gate_item_<m>``, ``gate_user_<m>``,
+      ``gate_item_std_<m>``.
+    * **Full S3** of models with an S3 term (``model.s3``): Eq. 8 with its constant on the
+      item and user samples, columns ``s3_full_item`` and ``s3_full_user`` (the
+      training loss's logged ``s3`` omits the constant).
+
     Raw features come from :obj:`data`, not from the model, so every model with a
     ``dual_representations()`` method (:class:`~dreamgeo.DREAM` and the baselines with a
     BMA plug-in) is measured on the same rows and the same targets. The samples and the
@@ -73,6 +91,8 @@ class DualRepresentationDiagnostics:
         centered (bool, optional): Forgetting on centred similarities (see
             :func:`~dreamgeo.diagnostics.modal_information_forgetting`).
             (default: :obj:`False`)
+        training_state (bool, optional): Also log norms, gate activations and the
+            full S3 (above). (default: :obj:`True`)
     """
 
     def __init__(
@@ -81,7 +101,9 @@ class DualRepresentationDiagnostics:
         sample_size: int = 1000,
         seed: int = 0,
         centered: bool = False,
+        training_state: bool = True,
     ):
+        self.training_state = training_state
         self.modalities = modality_names(data)
         if not self.modalities:
             raise ValueError(
@@ -146,6 +168,19 @@ class DualRepresentationDiagnostics:
             cosine = float(behavior_modal_cosine(behavior, modal))
             out[f"behavior_modal_cos_{node_type}"] = cosine
             out[f"behavior_modal_distance_{node_type}"] = 1.0 - cosine
+        if self.training_state:
+            out.update(representation_norms(*rep))
+            out.update(gate_activations(model))
+            s3 = getattr(model, "s3", None)
+            for node_type, modal, factor in (
+                (ITEM, rep.item_modal, getattr(s3, "item_factor", None)),
+                (USER, rep.user_modal, getattr(s3, "user_factor", None)),
+            ):
+                if isinstance(factor, Tensor):
+                    index = self.samples[node_type].to(modal.device)
+                    out[f"s3_full_{node_type}"] = s3_sample_loss(
+                        modal[index], factor[index.to(factor.device)]
+                    )
         return out
 
     def __call__(self, trainer: Trainer | Any, epoch: int) -> dict[str, float]:
@@ -156,5 +191,6 @@ class DualRepresentationDiagnostics:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(modalities={self.modalities}, "
-            f"sample_size={self.samples[ITEM].numel()}, centered={self.centered})"
+            f"sample_size={self.samples[ITEM].numel()}, centered={self.centered}, "
+            f"training_state={self.training_state})"
         )
