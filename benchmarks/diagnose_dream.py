@@ -169,7 +169,18 @@ def summary_markdown(dataset: str, runs: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rounded(value):
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def write_outputs(dataset: str, runs: dict[str, dict], results: Path) -> None:
+    r"""Writes ``<dataset>.csv``, ``.json`` (values to 6 significant digits) and ``.md``."""
     results.mkdir(parents=True, exist_ok=True)
     columns: list[str] = ["variant"]
     for run in runs.values():
@@ -180,7 +191,7 @@ def write_outputs(dataset: str, runs: dict[str, dict], results: Path) -> None:
         writer.writeheader()
         for variant, run in runs.items():
             for row in run["rows"]:
-                writer.writerow({"variant": variant, **row})
+                writer.writerow({"variant": variant, **_rounded(row)})
     payload = {
         variant: {
             "result": {k: v for k, v in (run["result"] or {}).items() if k != "hparams"},
@@ -189,7 +200,7 @@ def write_outputs(dataset: str, runs: dict[str, dict], results: Path) -> None:
         }
         for variant, run in runs.items()
     }
-    (results / f"{dataset}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    (results / f"{dataset}.json").write_text(json.dumps(_rounded(payload)) + "\n")
     (results / f"{dataset}.md").write_text(summary_markdown(dataset, runs))
 
 
