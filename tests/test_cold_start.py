@@ -161,3 +161,50 @@ def test_train_cold_items_flag_reports_every_path(tmp_path, capsys):
     for key in ("own_path", "content_fold_in", "feature_similarity"):
         assert 0.0 <= result[key]["recall@20"] <= 1.0
     assert result["fraction_items"] > 0 and result["interactions"] > 0
+
+
+def test_export_add_items_makes_new_items_recommendable(tiny_run, tmp_path):
+    import numpy as np
+
+    from dreamgeo.commands.common import load_run
+    from dreamgeo.commands.main import main
+    from dreamgeo.serve import load_export
+
+    model, data = load_run(tiny_run)
+    # two new items whose features copy trained items 3 and 5
+    x = {m: data["item"][f"x_{m}"][[3, 5]].numpy() for m in ("image", "text")}
+    path = tmp_path / "new.npz"
+    np.savez(path, ids=np.array(["NEW-A", "NEW-B"]), **x)
+    out = tmp_path / "export"
+    assert (
+        main(["export", "--run-dir", str(tiny_run), "--out", str(out), "--add-items", str(path)])
+        == 0
+    )
+    exported = load_export(out)
+    assert exported.manifest["added_items"] == {"count": 2, "method": "modal path"}
+    num_items = data["item"].num_nodes
+    assert exported.manifest["num_items"] == num_items + 2
+    assert list(exported.item_map.original[-2:]) == ["NEW-A", "NEW-B"]
+    expected = model.cold_item_embeddings({m: torch.from_numpy(v) for m, v in x.items()})
+    rows = np.load(out / "item_embeddings.npy")
+    np.testing.assert_allclose(rows[num_items:], expected.numpy(), rtol=1e-5, atol=1e-6)
+    # recommendable at once: a user whose best trained item is 3 scores NEW-A like it
+    users = np.load(out / "user_embeddings.npy")
+    scores = users @ rows.T
+    assert np.corrcoef(scores[:, 3], scores[:, num_items])[0, 1] > 0.5
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, ids=np.array(["N1"]), image=x["image"][:1], text=x["text"][:1, :3])
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "export",
+                "--run-dir",
+                str(tiny_run),
+                "--out",
+                str(tmp_path / "e2"),
+                "--add-items",
+                str(bad),
+            ]
+        )
+    assert not (tmp_path / "e2").exists()

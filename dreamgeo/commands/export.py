@@ -106,10 +106,12 @@ def _checkpoint_facts(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def export_run(run_dir: str | Path, **options: Any):
+def export_run(run_dir: str | Path, add_items: str | Path | None = None, **options: Any):
     r"""The :class:`~dreamgeo.serve.ExportedModel` of a train run's best epoch (in
     memory), after checking that the data on disk is still the data it was trained
-    on; :obj:`options` go to :func:`dreamgeo.serve.export_model`."""
+    on, with the new items of the ``.npz`` :obj:`add_items` appended
+    (:func:`~dreamgeo.serve.new_items.read_new_items`); :obj:`options` go to
+    :func:`dreamgeo.serve.export_model`."""
     from dreamgeo.datasets.source import data_checksum
     from dreamgeo.serve import export_model
 
@@ -135,7 +137,14 @@ def export_run(run_dir: str | Path, **options: Any):
         "options": record.get("options", {}),
         "trained_with_version": record.get("version"),
     }
-    return export_model(model.cpu(), data, dataset_dir=dataset_dir, info=info, **options)
+    new_items = None
+    if add_items is not None:
+        from dreamgeo.serve.new_items import read_new_items
+
+        new_items = read_new_items(add_items, data)
+    return export_model(
+        model.cpu(), data, dataset_dir=dataset_dir, info=info, new_items=new_items, **options
+    )
 
 
 def check_export_matches_run(export_dir: str | Path, manifest: dict, run_dir: str | Path) -> None:
@@ -166,6 +175,15 @@ def add_export_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", required=True, metavar="RUN", help="a train run folder")
     parser.add_argument("--out", required=True, metavar="DIR", help="the export folder")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
+    parser.add_argument(
+        "--add-items",
+        metavar="FEATURES",
+        default=None,
+        help="a .npz of new items (array 'ids' plus one float array per modality, named "
+        "after it): they join the catalogue with rows from their features alone (DREAM: "
+        "its encoders, gates and relation-graph rows to the content-nearest items; other "
+        "models: the mean rows of the 10 content-nearest items), recommendable at once",
+    )
     add_index_arguments(parser)
     parser.set_defaults(func=run_export)
     return parser
@@ -176,7 +194,7 @@ def run_export(args: argparse.Namespace) -> int:
     from dreamgeo.serve.exported import check_export_target
 
     check_export_target(Path(args.out).expanduser(), args.overwrite)
-    exported = export_run(args.run_dir, **index_options(args))
+    exported = export_run(args.run_dir, add_items=args.add_items, **index_options(args))
     out = exported.save(args.out, overwrite=args.overwrite)
     manifest = exported.manifest
     recall = manifest["index"]["recall"]
@@ -187,4 +205,7 @@ def run_export(args: argparse.Namespace) -> int:
         f"{manifest['index']['kind']} index recall@{recall['k']} {recall['value']:.4f} "
         f"on {recall['queries']} users"
     )
+    if manifest.get("added_items"):
+        added = manifest["added_items"]
+        print(f"dreamgeo: {added['count']} new items added by their features ({added['method']})")
     return 0

@@ -45,6 +45,7 @@ from dreamgeo.serve.index import (
     index_settings,
     recall_queries,
 )
+from dreamgeo.serve.new_items import NewItems, new_item_rows
 
 __all__ = ["EXPORTABLE_MODELS", "check_exportable", "export_arrays", "export_model"]
 
@@ -226,6 +227,7 @@ def export_model(
     dataset_dir: str | os.PathLike | None = None,
     info: Mapping[str, Any] | None = None,
     inner_product: bool = False,
+    new_items: NewItems | None = None,
     **settings: Any,
 ) -> ExportedModel:
     r"""The :class:`~dreamgeo.serve.ExportedModel` of a trained model: the rows of
@@ -245,6 +247,10 @@ def export_model(
             run folder, ...). (default: :obj:`None`)
         inner_product (bool, optional): See :func:`check_exportable`.
             (default: :obj:`False`)
+        new_items (NewItems, optional): Items with features but no interactions,
+            appended to the catalogue with rows from
+            :func:`~dreamgeo.serve.new_items.new_item_rows` (the model's own feature
+            path, or the content fold-in) under their own ids. (default: :obj:`None`)
         **settings: The index and its recall check, as for :func:`export_arrays`
             (``index``, ``index_options``, ``recall_k``, ``recall_sample``, ``seed``).
 
@@ -257,17 +263,31 @@ def export_model(
     model.eval()
     try:
         user_rows, item_rows = model.embeddings()
+        if new_items is not None:
+            new_rows, method = new_item_rows(model, data, new_items)
     finally:
         model.train(was_training)
     num_users, num_items = int(data[USER].num_nodes), int(data[ITEM].num_nodes)
     users = _float_rows(user_rows, "user representations", num_users)
     items = _float_rows(item_rows, "item representations", num_items)
     user_ids, item_ids, id_sources = original_ids(data, dataset_dir)
+    added = {}
+    if new_items is not None:
+        clash = sorted(set(new_items.ids) & set(item_ids.original.tolist()))
+        if clash:
+            raise ExportError(f"new items: ids already in the catalogue: {clash[:5]}")
+        new_rows = _float_rows(new_rows, "new item representations", len(new_items.ids))
+        items = np.concatenate([items, new_rows])
+        item_ids = IdMap(
+            np.concatenate([item_ids.original, np.asarray(new_items.ids, str)]), "item"
+        )
+        added = {"added_items": {"count": len(new_items.ids), "method": method}}
     manifest_info = {
         "model": name or type(model).__name__,
         "model_class": type(model).__name__,
         "data_checksum": data_checksum(data),
         "ids": id_sources,
+        **added,
         **dict(info or {}),
     }
     edge_index = data[INTERACTS].edge_index.cpu()
