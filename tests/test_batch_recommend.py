@@ -14,16 +14,6 @@ from dreamgeo.commands.main import main
 from dreamgeo.datasets import prepare_dataset
 
 
-@pytest.fixture(scope="module")
-def run_dir(tiny_run):
-    return tiny_run
-
-
-@pytest.fixture(scope="module")
-def export_dir(tiny_export):
-    return tiny_export
-
-
 def _read_tsv(path):
     lines = path.read_text().splitlines()
     assert lines[0] == "userID\titemIDs"
@@ -41,23 +31,23 @@ def _refused(capsys, *argv) -> str:
     return capsys.readouterr().err
 
 
-def test_every_user_equals_the_evaluator_in_chunks_of_1_and_many(run_dir, export_dir, tmp_path):
-    model, data = load_run(run_dir)
+def test_every_user_equals_the_evaluator_in_chunks_of_1_and_many(tiny_run, tiny_export, tmp_path):
+    model, data = load_run(tiny_run)
     expected = evaluator_top_items(model, data, 20)
     original = data["user"].original_id.tolist()
     expected = {str(original[u]): [str(i) for i in row] for u, row in enumerate(expected)}
-    _recommend("--run-dir", run_dir, "--output", tmp_path / "run.tsv")
+    _recommend("--run-dir", tiny_run, "--output", tmp_path / "run.tsv")
     assert _read_tsv(tmp_path / "run.tsv") == expected
     for batch_size in (1, 1000):
         output = tmp_path / f"export-{batch_size}.tsv"
-        _recommend("--export", export_dir, "--output", output, "--batch-size", batch_size)
+        _recommend("--export", tiny_export, "--output", output, "--batch-size", batch_size)
         assert output.read_bytes() == (tmp_path / "run.tsv").read_bytes()
     # the flat FAISS index: the same items (ties aside, none on this run)
     _recommend(
         "--export",
-        export_dir,
+        tiny_export,
         "--run-dir",
-        run_dir,
+        tiny_run,
         "--search",
         "index",
         "--output",
@@ -69,10 +59,10 @@ def test_every_user_equals_the_evaluator_in_chunks_of_1_and_many(run_dir, export
     assert np.mean([by_index[u] == expected[u] for u in expected]) > 0.95
 
 
-def test_formats_hold_the_same_recommendations(export_dir, tmp_path):
-    _recommend("--export", export_dir, "--output", tmp_path / "r.tsv", "--top-k", 5)
+def test_formats_hold_the_same_recommendations(tiny_export, tmp_path):
+    _recommend("--export", tiny_export, "--output", tmp_path / "r.tsv", "--top-k", 5)
     expected = _read_tsv(tmp_path / "r.tsv")
-    _recommend("--export", export_dir, "--output", tmp_path / "r.csv", "--top-k", 5)
+    _recommend("--export", tiny_export, "--output", tmp_path / "r.csv", "--top-k", 5)
     with open(tmp_path / "r.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["user_id", "rank", "item_id", "score"]
@@ -82,7 +72,7 @@ def test_formats_hold_the_same_recommendations(export_dir, tmp_path):
         assert int(row["rank"]) == len(from_csv[row["user_id"]])
     assert from_csv == expected
     _recommend(
-        "--export", export_dir, "--output", tmp_path / "r.json", "--format", "jsonl", "--top-k", 5
+        "--export", tiny_export, "--output", tmp_path / "r.json", "--format", "jsonl", "--top-k", 5
     )
     lines = [json.loads(line) for line in (tmp_path / "r.json").read_text().splitlines()]
     assert {line["user_id"]: line["items"] for line in lines} == expected
@@ -90,22 +80,22 @@ def test_formats_hold_the_same_recommendations(export_dir, tmp_path):
     pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-    _recommend("--export", export_dir, "--output", tmp_path / "r.parquet", "--top-k", 5)
+    _recommend("--export", tiny_export, "--output", tmp_path / "r.parquet", "--top-k", 5)
     table = pq.read_table(tmp_path / "r.parquet").to_pydict()
     assert table["user_id"] == [row["user_id"] for row in rows]
     assert table["item_id"] == [row["item_id"] for row in rows]
     np.testing.assert_allclose(table["score"], [float(row["score"]) for row in rows], rtol=1e-6)
 
 
-def test_users_file_keeps_its_order_and_unknown_users_are_refused(export_dir, tmp_path, capsys):
+def test_users_file_keeps_its_order_and_unknown_users_are_refused(tiny_export, tmp_path, capsys):
     everyone = tmp_path / "all.tsv"
-    _recommend("--export", export_dir, "--output", everyone)
+    _recommend("--export", tiny_export, "--output", everyone)
     expected = _read_tsv(everyone)
     users = list(expected)[::-1][:5]
     (tmp_path / "users.txt").write_text("user_id\n" + "\n".join(users) + "\n\n")
     _recommend(
         "--export",
-        export_dir,
+        tiny_export,
         "--users",
         tmp_path / "users.txt",
         "--output",
@@ -117,20 +107,20 @@ def test_users_file_keeps_its_order_and_unknown_users_are_refused(export_dir, tm
     (tmp_path / "bad.txt").write_text(f"{users[0]}\nnobody\n{users[1]}\n")
     output = tmp_path / "bad.tsv"
     error = _refused(
-        capsys, "--export", export_dir, "--users", tmp_path / "bad.txt", "--output", output
+        capsys, "--export", tiny_export, "--users", tmp_path / "bad.txt", "--output", output
     )
     assert "unknown user id 'nobody' (line 2)" in error
     assert not output.exists() and not list(tmp_path.glob(".bad.tsv*"))
 
 
-def test_export_of_another_run_or_data_is_refused(run_dir, export_dir, tmp_path, capsys):
+def test_export_of_another_run_or_data_is_refused(tiny_run, tiny_export, tmp_path, capsys):
     copy = tmp_path / "export"
-    shutil.copytree(export_dir, copy)
+    shutil.copytree(tiny_export, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["data_checksum"] = "0123456789abcdef"
     (copy / "manifest.json").write_text(json.dumps(manifest))
     output = tmp_path / "x.tsv"
-    error = _refused(capsys, "--export", copy, "--run-dir", run_dir, "--output", output)
+    error = _refused(capsys, "--export", copy, "--run-dir", tiny_run, "--output", output)
     assert "does not match the run" in error and "0123456789abcdef" in error
     with pytest.raises(SystemExit):
         main(["recommend", "--output", str(tmp_path / "x.tsv")])
@@ -156,25 +146,9 @@ def test_original_string_ids_come_out(tmp_path):
         features={"text": tmp_path / "text.npz"},
     )
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--dataset",
-                "shop",
-                "--data-root",
-                str(tmp_path / "data"),
-                "--model",
-                "bpr",
-                "--epochs",
-                "1",
-                "--out-dir",
-                str(run),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    data_root = str(tmp_path / "data")
+    argv = f"train --dataset shop --model bpr --epochs 1 --no-progress --out-dir {run}".split()
+    assert main([*argv, "--data-root", data_root]) == 0
     _recommend("--run-dir", run, "--output", tmp_path / "recs.tsv", "--top-k", 5)
     recs = _read_tsv(tmp_path / "recs.tsv")
     assert sorted(recs) == [f"cust-{u:03d}" for u in range(40)]

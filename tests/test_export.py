@@ -27,24 +27,14 @@ from dreamgeo.serve import (
 from dreamgeo.serve.exported import file_sha256
 
 
-@pytest.fixture(scope="module")
-def run_dir(tiny_run):
-    return tiny_run
-
-
-@pytest.fixture(scope="module")
-def export_dir(tiny_export):
-    return tiny_export
-
-
 def _top_k(exported, k, **options):
     return np.concatenate([b.items for b in recommend_batches(exported, k, **options)])
 
 
-def test_exported_top_k_equals_the_evaluators(run_dir, export_dir):
-    model, data = load_run(run_dir)
+def test_exported_top_k_equals_the_evaluators(tiny_run, tiny_export):
+    model, data = load_run(tiny_run)
     expected = evaluator_top_items(model, data, 20)
-    exported = load_export(export_dir)
+    exported = load_export(tiny_export)
     # the exact product is the evaluator's computation: the same items in the same order
     np.testing.assert_array_equal(_top_k(exported, 20, batch_size=64), expected)
     user_rows, item_rows = (x.numpy() for x in model.embeddings())
@@ -57,10 +47,10 @@ def test_exported_top_k_equals_the_evaluators(run_dir, export_dir):
     assert_same_ranking(chunked, expected, user_rows, item_rows)
 
 
-def test_manifest_names_model_data_hparams_and_files(run_dir, export_dir):
-    manifest = json.loads((export_dir / "manifest.json").read_text())
-    record = json.loads((run_dir / "run.json").read_text())
-    _, data = load_run(run_dir)
+def test_manifest_names_model_data_hparams_and_files(tiny_run, tiny_export):
+    manifest = json.loads((tiny_export / "manifest.json").read_text())
+    record = json.loads((tiny_run / "run.json").read_text())
+    _, data = load_run(tiny_run)
     assert manifest["model"] == "dream" == record["model"]
     assert manifest["data_checksum"] == data_checksum(data) == record["data_checksum"]
     assert manifest["hparams"] == record["hparams"]
@@ -69,9 +59,9 @@ def test_manifest_names_model_data_hparams_and_files(run_dir, export_dir):
     assert manifest["seen_interactions"] == data["user", "interacts", "item"].edge_index.size(1)
     assert manifest["index"]["kind"] == "flat" and manifest["index"]["recall"]["value"] == 1.0
     for name, entry in manifest["files"].items():
-        assert file_sha256(export_dir / name) == entry["sha256"]
+        assert file_sha256(tiny_export / name) == entry["sha256"]
     # the seen items are the training items; ids are the dataset's (no mapping files)
-    exported = load_export(export_dir)
+    exported = load_export(tiny_export)
     edge_index = data["user", "interacts", "item"].edge_index
     assert set(exported.seen_of(4).tolist()) == set(edge_index[1, edge_index[0] == 4].tolist())
     np.testing.assert_array_equal(
@@ -118,10 +108,10 @@ def test_approximate_index_recall_is_measured_and_reproducible(tmp_path, kind, o
 
 
 def test_export_refuses_to_overwrite_and_leaves_nothing_half_written(
-    run_dir, export_dir, tmp_path, capsys, monkeypatch
+    tiny_run, tiny_export, tmp_path, capsys, monkeypatch
 ):
     with pytest.raises(SystemExit) as stop:
-        main(["export", "--run-dir", str(run_dir), "--out", str(export_dir)])
+        main(["export", "--run-dir", str(tiny_run), "--out", str(tiny_export)])
     assert stop.value.code == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
     users, items = _catalogue(50, 100, 8)
@@ -145,21 +135,21 @@ def test_export_refuses_to_overwrite_and_leaves_nothing_half_written(
     assert file_sha256(target / "user_embeddings.npy") != before
 
 
-def test_changed_or_corrupt_files_are_refused_naming_them(export_dir, tmp_path):
+def test_changed_or_corrupt_files_are_refused_naming_them(tiny_export, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(export_dir, copy)
+    shutil.copytree(tiny_export, copy)
     data = bytearray((copy / "user_embeddings.npy").read_bytes())
     data[-5] ^= 0xFF
     (copy / "user_embeddings.npy").write_bytes(bytes(data))
     with pytest.raises(ExportError, match=r"user_embeddings\.npy: its SHA-256 does not match"):
         load_export(copy)
-    shutil.copy(export_dir / "user_embeddings.npy", copy / "user_embeddings.npy")
+    shutil.copy(tiny_export / "user_embeddings.npy", copy / "user_embeddings.npy")
     (copy / "items.faiss").write_bytes(b"this is not a FAISS index" * 10)
     with pytest.raises(ExportError, match=r"items\.faiss"):
         load_export(copy)
     with pytest.raises(ExportError, match=r"items\.faiss: not a readable FAISS index"):
         load_export(copy, verify=False)
-    shutil.copy(export_dir / "items.faiss", copy / "items.faiss")
+    shutil.copy(tiny_export / "items.faiss", copy / "items.faiss")
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["num_users"] = 299
     (copy / "manifest.json").write_text(json.dumps(manifest))

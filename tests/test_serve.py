@@ -17,16 +17,6 @@ from dreamgeo.serve import create_app, export_arrays, load_export, recommend_bat
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_run):
-    return tiny_run
-
-
-@pytest.fixture(scope="module")
-def export_dir(tiny_export):
-    return tiny_export
-
-
-@pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     """A small export with string ids: 6 users, 12 items, known seen items."""
     rng = np.random.default_rng(0)
@@ -109,8 +99,8 @@ def test_errors_name_the_id_and_bad_k_is_422(shop):
     assert client.get("/nothing/here").status_code == 404
 
 
-def test_service_of_a_trained_run_equals_batch_recommend(export_dir):
-    exported = load_export(export_dir, in_memory=True)
+def test_service_of_a_trained_run_equals_batch_recommend(tiny_export):
+    exported = load_export(tiny_export, in_memory=True)
     client = TestClient(create_app(exported))
     batch = next(recommend_batches(exported, 10, batch_size=40))
     ids = exported.user_map.to_original(batch.users).tolist()
@@ -121,9 +111,9 @@ def test_service_of_a_trained_run_equals_batch_recommend(export_dir):
 
 
 def test_serve_command_binds_to_localhost_and_checks_its_input(
-    run_dir, export_dir, tmp_path, monkeypatch, capsys
+    tiny_run, tiny_export, tmp_path, monkeypatch, capsys
 ):
-    args = build_parser().parse_args(["serve", "--export", str(export_dir)])
+    args = build_parser().parse_args(["serve", "--export", str(tiny_export)])
     assert (args.host, args.port) == ("127.0.0.1", 8000)
     started = {}
 
@@ -131,30 +121,30 @@ def test_serve_command_binds_to_localhost_and_checks_its_input(
         started.update(app=app, host=host, port=port)
 
     monkeypatch.setattr("uvicorn.run", fake_run)
-    assert main(["serve", "--run-dir", str(run_dir), "--port", "8123"]) == 0
+    assert main(["serve", "--run-dir", str(tiny_run), "--port", "8123"]) == 0
     assert (started["host"], started["port"]) == ("127.0.0.1", 8123)
     client = TestClient(started["app"])
     assert client.get("/metadata").json()["model"] == "dream"
-    assert main(["serve", "--export", str(export_dir), "--run-dir", str(run_dir)]) == 0
+    assert main(["serve", "--export", str(tiny_export), "--run-dir", str(tiny_run)]) == 0
     # a file changed since the export, an export of other data: refused, naming it
     copy = tmp_path / "export"
-    shutil.copytree(export_dir, copy)
+    shutil.copytree(tiny_export, copy)
     (copy / "item_ids.npy").write_bytes((copy / "item_ids.npy").read_bytes()[:-4] + b"XXXX")
     with pytest.raises(SystemExit):
         main(["serve", "--export", str(copy)])
     assert "item_ids.npy: its SHA-256 does not match the manifest" in capsys.readouterr().err
-    shutil.copy(export_dir / "item_ids.npy", copy / "item_ids.npy")
+    shutil.copy(tiny_export / "item_ids.npy", copy / "item_ids.npy")
     manifest = json.loads((copy / "manifest.json").read_text())
     (copy / "manifest.json").write_text(json.dumps({**manifest, "data_checksum": "feed"}))
     with pytest.raises(SystemExit):
-        main(["serve", "--export", str(copy), "--run-dir", str(run_dir)])
+        main(["serve", "--export", str(copy), "--run-dir", str(tiny_run)])
     assert "data_checksum 'feed' in the export" in capsys.readouterr().err
 
 
-def test_missing_fastapi_names_the_extra(export_dir, monkeypatch, capsys):
+def test_missing_fastapi_names_the_extra(tiny_export, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "fastapi", None)
     with pytest.raises(ImportError, match=r'pip install "dreamgeo\[serve\]"'):
-        create_app(load_export(export_dir))
+        create_app(load_export(tiny_export))
     with pytest.raises(SystemExit):
-        main(["serve", "--export", str(export_dir)])
+        main(["serve", "--export", str(tiny_export)])
     assert 'pip install "dreamgeo[serve]"' in capsys.readouterr().err
