@@ -411,7 +411,7 @@ class DREAM(Recommender):
         features but no interactions, so that they can be recommended at once: each new
         item's :math:`k - 1` nearest existing items by raw-feature cosine (per modality,
         :math:`k` = ``knn_k``) stand in for what it lacks, the behaviour row and the ID
-        row the filter gate multiplies (their mean, weighted by :math:`lpha_m` across
+        row the filter gate multiplies (their mean, weighted by :math:`\alpha_m` across
         modalities); its modal row goes through the trained encoders, gates and its new
         row of the item–item relation graph (:meth:`ModalLine.fold_in
         <dreamgeo.nn.ModalLine.fold_in>`); Eq. 12 fuses them. The model is unchanged.

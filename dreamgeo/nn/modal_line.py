@@ -355,10 +355,10 @@ class ModalLine(torch.nn.Module):
         :math:`1/k` as the row-normalized top-:math:`k` graph weighs them,
 
         .. math::
-            ar{\mathbf{e}}_m^{new} = rac{1}{k}\Big(\hat{\mathbf{e}}_m^{new} +
+            \bar{\mathbf{e}}_m^{new} = \frac{1}{k}\Big(\hat{\mathbf{e}}_m^{new} +
             \sum_{j \in \mathcal{N}_k(new)} \hat{\mathbf{e}}_m^{j}\Big),
 
-        fused with the weights :math:`lpha_m` (Eq. 7). The existing items and their
+        fused with the weights :math:`\alpha_m` (Eq. 7). The existing items and their
         graphs are unchanged. Needs ``num_modal_layers=1`` and a row-wise
         ``feature_norm`` (``none`` or ``l2``).
 
