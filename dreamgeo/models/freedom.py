@@ -233,7 +233,7 @@ class FREEDOM(Recommender):
     def from_data(
         cls,
         data: HeteroData,
-        knn_k: int = 10,
+        knn_k: int = ITEM_KNN_K.default,
         knn_mode: str = "exact",
         knn_backend: str = "faiss",
         graph_cache_dir: str | None = None,

@@ -245,7 +245,7 @@ class LATTICE(Recommender):
         feat_embed_dim: int = 64,
         num_layers: int = 2,
         num_modal_layers: int = 1,
-        knn_k: int = 10,
+        knn_k: int = ITEM_KNN_K.default,
         lambda_coeff: float = 0.9,
         reg_weight: float = 1e-4,
         modal_weights: Mapping[str, float] | None = None,
@@ -306,7 +306,7 @@ class LATTICE(Recommender):
     def from_data(
         cls,
         data: HeteroData,
-        knn_k: int = 10,
+        knn_k: int = ITEM_KNN_K.default,
         knn_mode: str = "exact",
         knn_backend: str = "faiss",
         image_weight: float | None = None,

@@ -236,7 +236,7 @@ class MGCN(Recommender):
     def from_data(
         cls,
         data: HeteroData,
-        knn_k: int = 10,
+        knn_k: int = ITEM_KNN_K.default,
         knn_mode: str = "exact",
         knn_backend: str = "faiss",
         **kwargs,
