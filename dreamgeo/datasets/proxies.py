@@ -23,6 +23,10 @@ files change):
 * ``scientific_noise_image``: the image features replaced by i.i.d. Gaussian noise of
   the same shape (512-d) and the original's mean column standard deviation, so the
   image k-NN graph is a random graph and image similarities carry no information.
+* ``scientific_weak_both``: image and text both weak (128-d, SNR 0.5 each): two weak
+  128-d modalities, the shape of features of issue 34's dataset on scientific's
+  interactions.
+* ``scientific_noise_both``: image and text both noise: the S3 target carries no signal.
 * ``scientific_text_only`` and ``scientific_image_only``: one feature file only.
 
 **Planted** (:func:`write_planted_proxy`, built with
@@ -189,6 +193,17 @@ PROXIES: dict[str, DerivedProxy | PlantedProxy] = {
         keep=("text",),
         noise=("image",),
         description="scientific, image replaced by i.i.d. Gaussian noise (512-d)",
+    ),
+    "scientific_weak_both": DerivedProxy(
+        keep=(),
+        weak={"image": 0.5, "text": 0.5},
+        description="scientific, image and text each replaced by a 128-d random projection "
+        "plus noise, SNR 0.5 (two weak 128-d modalities, as in issue 34)",
+    ),
+    "scientific_noise_both": DerivedProxy(
+        keep=(),
+        noise=("image", "text"),
+        description="scientific, image and text both i.i.d. Gaussian noise: no feature signal",
     ),
     "scientific_text_only": DerivedProxy(keep=("text",), description="scientific, text only"),
     "scientific_image_only": DerivedProxy(keep=("image",), description="scientific, image only"),
