@@ -75,6 +75,7 @@ __all__ = [
     "write_planted_proxy",
     "write_proxy",
     "cold_items",
+    "scaled_config",
 ]
 
 SIDECAR_NAME = "proxy.json"
