@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from dreamgeo.checks import check_edge_index, check_index
+from dreamgeo.checks import check_edge_index
 
 __all__ = ["SeenItems", "csr_rows"]
 
@@ -48,19 +48,12 @@ class SeenItems:
         ).cpu()
         self.num_users, self.num_items = int(num_users), int(num_items)
         keys = torch.unique(edge_index[0] * num_items + edge_index[1], sorted=True)
+        #: The distinct interactions as sorted keys ``user * num_items + item``.
         self.keys = keys
         self.rowptr = torch.zeros(num_users + 1, dtype=torch.long)
         self.rowptr[1:] = torch.bincount(keys // num_items, minlength=num_users).cumsum(0)
         self.col = keys % num_items
         self._on: dict[torch.device, tuple[Tensor, Tensor]] = {}
-
-    def degree(self) -> Tensor:
-        r"""The number of distinct seen items of every user ``[M]``."""
-        return self.rowptr.diff()
-
-    def items_of(self, user: int) -> Tensor:
-        r"""The sorted distinct items of one user."""
-        return self.col[self.rowptr[user] : self.rowptr[user + 1]]
 
     def _state(self, device: torch.device) -> tuple[Tensor, Tensor]:
         if device not in self._on:
@@ -79,8 +72,3 @@ class SeenItems:
         r"""The ``k`` best unseen items ``[B, k]`` of each row of ``scores`` (masked in
         place), best first."""
         return self.mask_(users, scores).topk(k, dim=1, sorted=True).indices
-
-    def check_users(self, users: Tensor, owner: str) -> Tensor:
-        r"""``users`` checked against :math:`[0, M)` (a :class:`ValueError` naming
-        :obj:`owner` otherwise)."""
-        return check_index(users, self.num_users, "users", owner)

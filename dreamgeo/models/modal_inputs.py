@@ -14,7 +14,7 @@ from dreamgeo.datasets.schema import ITEM, feature_key, modality_names, similari
 from dreamgeo.graph import build_relation_graphs, knn_graph_cosine, symmetric_normalize
 from dreamgeo.hparams import HParam
 from dreamgeo.nn.conv import propagate_layers
-from dreamgeo.nn.modal_line import modality_weights
+from dreamgeo.nn.modal_line import check_modality_weights, modality_weights
 from dreamgeo.nn.sparse import SparseOperator, user_mean_operator
 
 __all__ = [
@@ -116,22 +116,6 @@ class ItemFeatures(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"dims={self.dims()}, trainable={self.trainable}"
-
-
-def check_modality_weights(
-    weights: Mapping[str, float], modalities: Sequence[str], model: str
-) -> dict[str, float]:
-    r"""``weights`` as a dict over exactly ``modalities``, non-negative and summing to 1."""
-    if set(weights) != set(modalities):
-        raise ValueError(
-            f"{model}: modality weights must name exactly the modalities {list(modalities)}, "
-            f"got {sorted(weights)}"
-        )
-    if any(not 0.0 <= float(w) < float("inf") for w in weights.values()):
-        raise ValueError(f"{model}: modality weights must be finite and >= 0, got {weights}")
-    if abs(sum(weights.values()) - 1.0) > 1e-6:
-        raise ValueError(f"{model}: modality weights must sum to 1, got {dict(weights)}")
-    return {m: float(weights[m]) for m in modalities}
 
 
 def _stored_graph_matches(data: HeteroData, modality: str, k: int) -> bool:

@@ -18,6 +18,7 @@ from dreamgeo.nn.sparse import SparseOperator
 __all__ = [
     "ModalLine",
     "FEATURE_DTYPES",
+    "check_modality_weights",
     "modality_weights",
     "normalize_features",
 ]
@@ -431,22 +432,22 @@ def _modalities_and_weights(
             else modality_weights(0.3, modalities)
         )
         plain = ()
-    return modalities, _check_weights(weights, modalities), plain
+    return modalities, check_modality_weights(weights, modalities, "DREAM"), plain
 
 
-def _check_weights(weights: dict[str, float], modalities: list[str]) -> dict[str, float]:
+def check_modality_weights(
+    weights: Mapping[str, float], modalities: Sequence[str], model: str
+) -> dict[str, float]:
+    r"""``weights`` as a dict over exactly ``modalities``, non-negative and summing to 1."""
     if set(weights) != set(modalities):
         raise ValueError(
-            f"DREAM: modal_weights must name exactly the modalities {modalities}, got "
-            f"{sorted(weights)}"
+            f"{model}: modality weights must name exactly the modalities {list(modalities)}, "
+            f"got {sorted(weights)}"
         )
     if any(not 0.0 <= float(w) < float("inf") for w in weights.values()):
-        raise ValueError(f"DREAM: modal_weights must be >= 0, got {weights}")
+        raise ValueError(f"{model}: modality weights must be finite and >= 0, got {weights}")
     if abs(sum(weights.values()) - 1.0) > 1e-6:
-        raise ValueError(
-            f"DREAM: modal_weights must sum to 1 (Eq. 7), got {weights} "
-            f"(sum {sum(weights.values()):.6g})"
-        )
+        raise ValueError(f"{model}: modality weights must sum to 1, got {dict(weights)}")
     return {m: float(weights[m]) for m in modalities}
 
 

@@ -10,7 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from dreamgeo.graph.seen_items import csr_rows
+from dreamgeo.checks import check_edge_index
+from dreamgeo.graph.seen_items import SeenItems
 
 __all__ = ["METRIC_NAMES", "FullRankEvaluator", "format_metrics_table"]
 
@@ -25,41 +26,10 @@ ScoreFn = Callable[[Tensor], Tensor]
 _WRITES_SCRATCH = "_dreamgeo_writes_scratch"
 
 
-def _check_edge_index(edge_index: Tensor, num_users: int, num_items: int, name: str):
-    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2:
-        raise ValueError(f"evaluate.py: {name} must be a [2, E] tensor")
-    if edge_index.size(0) != 2:
-        raise ValueError(
-            f"evaluate.py: {name} must have shape [2, E], got {list(edge_index.shape)}"
-        )
-    if edge_index.dtype.is_floating_point or edge_index.dtype == torch.bool:
-        raise ValueError(f"evaluate.py: {name} must hold integer indices")
-    if edge_index.numel() == 0:
-        return
-    user, item = edge_index.long()
-    if int(user.min()) < 0 or int(user.max()) >= num_users:
-        raise ValueError(
-            f"evaluate.py: {name} has user indices in [{int(user.min())}, "
-            f"{int(user.max())}], outside [0, {num_users})"
-        )
-    if int(item.min()) < 0 or int(item.max()) >= num_items:
-        raise ValueError(
-            f"evaluate.py: {name} has item indices in [{int(item.min())}, "
-            f"{int(item.max())}], outside [0, {num_items})"
-        )
-
-
 def _sorted_unique_keys(edge_index: Tensor, num_items: int) -> Tensor:
     r"""The distinct interactions as sorted keys ``user * num_items + item``."""
     edge_index = edge_index.long().cpu()
     return torch.unique(edge_index[0] * num_items + edge_index[1], sorted=True)
-
-
-def _csr_from_keys(keys: Tensor, num_rows: int, num_cols: int) -> tuple[Tensor, Tensor]:
-    r"""``(rowptr, col)`` of the sorted keys ``row * num_cols + col``."""
-    rowptr = torch.zeros(num_rows + 1, dtype=torch.long)
-    rowptr[1:] = torch.bincount(keys // num_cols, minlength=num_rows).cumsum(0)
-    return rowptr, keys % num_cols
 
 
 class FullRankEvaluator:
@@ -161,17 +131,27 @@ class FullRankEvaluator:
                 f"evaluate.py: at most 30 held-out splits, got {len(eval_edge_indices)}"
             )
 
-        _check_edge_index(train_edge_index, num_users, num_items, "train_edge_index")
-        train_keys = _sorted_unique_keys(train_edge_index, num_items)
-        self._train_rowptr, self._train_col = _csr_from_keys(train_keys, num_users, num_items)
-        train_degree = self._train_rowptr.diff()
+        check_edge_index(
+            train_edge_index, num_users, num_items, "train_edge_index", "evaluate.py", True
+        )
+        # the training items, masked from every ranking (the CSR recommend() uses too)
+        self._seen = SeenItems(train_edge_index, num_users, num_items)
+        train_keys = self._seen.keys
+        train_degree = self._seen.rowptr.diff()
         # Masked items can only reach the top-K of users with fewer than max K others.
         self._short_list_users = bool((num_items - train_degree < self.max_k).any())
 
         # One CSR of flags per (user, item): bit 0 training, bit s + 1 held out in split s.
         flag_keys, flag_bits, heldout_count = [train_keys], [torch.ones_like(train_keys)], []
         for split, (name, edge_index) in enumerate(eval_edge_indices.items()):
-            _check_edge_index(edge_index, num_users, num_items, f"eval_edge_indices[{name!r}]")
+            check_edge_index(
+                edge_index,
+                num_users,
+                num_items,
+                f"eval_edge_indices[{name!r}]",
+                "evaluate.py",
+                True,
+            )
             keys = _sorted_unique_keys(edge_index, num_items)
             if keys.numel() == 0:
                 logger.warning("split %r has no held-out interactions; its metrics are 0", name)
@@ -199,8 +179,6 @@ class FullRankEvaluator:
             self._device_state[device] = tuple(
                 tensor.to(device)
                 for tensor in (
-                    self._train_rowptr,
-                    self._train_col,
                     self._flag_keys,
                     self._flag_bit.to(self._flag_dtype),
                     self._heldout_count,
@@ -212,13 +190,7 @@ class FullRankEvaluator:
         r"""The ``k`` best items ``[B, k]`` of each user in ``users`` (on the
         device of ``scores``, ``[B, N]``) once their training items are masked
         (in place: :meth:`_scored_batches` hands out only writable scores)."""
-        device = scores.device
-        rowptr, col = self._state_on(device)[:2]
-        local_row, entry = csr_rows(rowptr, users)
-        scores.index_put_(
-            (local_row, col[entry]), torch.tensor(float("-inf"), dtype=scores.dtype, device=device)
-        )
-        return scores.topk(k, dim=1, sorted=True).indices
+        return self._seen.top_k(users, scores, k)
 
     def _scored_batches(
         self, score_fn: ScoreFn, users: Tensor | None
@@ -278,7 +250,7 @@ class FullRankEvaluator:
         r"""Metric sums ``[S, len(metric_names)]`` and user counts ``[S]`` of one
         batch of users with scores ``[B, N]``."""
         device = scores.device
-        _, _, flag_keys, flag_bit, heldout_count = self._state_on(device)
+        flag_keys, flag_bit, heldout_count = self._state_on(device)
         top_items = self._masked_top_items(users, scores, self.max_k)  # [B, maxK]
         # flags of the top items only: binary search of their (user, item) keys among the
         # sorted keys of all flagged pairs, O(B maxK log E) instead of a [B, N] flag matrix
