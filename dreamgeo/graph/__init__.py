@@ -8,6 +8,11 @@ from dreamgeo.graph.hetero import (
 )
 from dreamgeo.graph.knn import knn_graph_cosine, knn_recall
 from dreamgeo.graph.knn_query import cosine_top_k
+from dreamgeo.graph.modality_agreement import (
+    agreeing_modalities,
+    agreement_weights,
+    modality_agreement,
+)
 from dreamgeo.graph.normalize import NORMALIZATION_VERSION, symmetric_normalize
 
 __all__ = [
@@ -19,4 +24,7 @@ __all__ = [
     "user_mean_features",
     "build_relation_graphs",
     "relation_graph_adjacency",
+    "modality_agreement",
+    "agreement_weights",
+    "agreeing_modalities",
 ]

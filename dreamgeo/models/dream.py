@@ -2,6 +2,7 @@ r"""DREAM: A Dual Representation Learning Model for Multimodal Recommendation.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from dreamgeo.datasets.schema import (
     similarity_edge_type,
 )
 from dreamgeo.graph.knn_query import cosine_top_k
+from dreamgeo.graph.modality_agreement import agreeing_modalities
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import ITEM_BIAS, NEGATIVE_CANDIDATES
@@ -34,6 +36,8 @@ from dreamgeo.nn.modal_line import ModalLine, modality_weights, normalize_featur
 from dreamgeo.nn.s3_regularizer import S3Regularizer
 from dreamgeo.nn.softmax_loss import SampledSoftmaxLoss
 from dreamgeo.nn.sparse import SparseOperator, user_mean_operator
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DREAM",
@@ -319,6 +323,12 @@ class DREAM(Recommender):
             modal.feature_dtype,
             values,
         )
+        if self.s3 is not None and modal.agreement is not None:
+            if not agreeing_modalities(modal.agreement):
+                # no modality's similarities tell co-bought items from random ones: S3's
+                # target would be noise, and pulling toward it costs accuracy
+                log.info("DREAM: S3 off, no modality agrees with the interactions")
+                self.s3 = None
         self.reset_parameters()
 
     @classmethod

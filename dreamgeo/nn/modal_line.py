@@ -10,7 +10,15 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from dreamgeo.datasets.schema import ITEM, USER, feature_key, modality_names, similarity_edge_type
+from dreamgeo.datasets.schema import (
+    INTERACTS,
+    ITEM,
+    USER,
+    feature_key,
+    modality_names,
+    similarity_edge_type,
+)
+from dreamgeo.graph.modality_agreement import agreement_weights, modality_agreement
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.sparse import SparseOperator
@@ -120,6 +128,17 @@ class ModalLine(torch.nn.Module):
                 grid=(0.1, 0.3, 0.5),
                 aliases=("mm_image_weight",),
             ),
+            HParam(
+                "modal_weighting",
+                str,
+                "fixed",
+                "modality weights alpha_m: fixed (image_weight) or derived from how well each "
+                "modality's feature similarities agree with the training interactions",
+                choices=("fixed", "agreement"),
+                details="``agreement``: :func:`~dreamgeo.graph.agreement_weights` of "
+                ":func:`~dreamgeo.graph.modality_agreement` (beyond the paper, issue 34); "
+                "they weight the modal representation and the S3 target alike",
+            ),
             HParam("use_filter_gate", bool, True, "filter gates (Eq. 4)"),
             HParam("use_relation_graphs", bool, True, "relation graphs (Eq. 5-6)"),
             HParam(
@@ -210,6 +229,18 @@ class ModalLine(torch.nn.Module):
     ):
         super().__init__()
         config = self.HPARAMS.resolve(options, "DREAM")
+        #: AUC per modality (:func:`~dreamgeo.graph.modality_agreement`), or None when
+        #: the weights are fixed
+        self.agreement: dict[str, float] | None = None
+        if modal_weights is None and config["modal_weighting"] == "agreement":
+            self.agreement = modality_agreement(
+                {m: data[ITEM][feature_key(m)] for m in modality_names(data)},
+                data[INTERACTS].edge_index,
+            )
+            modal_weights = agreement_weights(self.agreement)
+            log.info(
+                "DREAM: modality agreement (AUC) %s, weights %s", self.agreement, modal_weights
+            )
         modalities, weights, plain = _modalities_and_weights(
             modality_names(data), modal_weights, plain_modalities, config
         )
