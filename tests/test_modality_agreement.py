@@ -123,9 +123,10 @@ def test_dream_takes_the_agreement_weights():
     assert model.s3 is not None
     # the S3 target is the agreeing modality's alone: its factor is the text features
     text = F.normalize(signal, dim=1)
-    assert torch.allclose(
-        model.s3.item_factor[:, -signal.size(1) :], text, atol=1e-6
-    ) and torch.count_nonzero(model.s3.item_factor[:, : noise.size(1)]) == 0
+    assert (
+        torch.allclose(model.s3.item_factor[:, -signal.size(1) :], text, atol=1e-6)
+        and torch.count_nonzero(model.s3.item_factor[:, : noise.size(1)]) == 0
+    )
     fixed = DREAM(data, knn_k=3)
     assert fixed.modal_weights == {"image": 0.3, "text": 0.7}
     assert fixed.modal_line.agreement is None
