@@ -97,8 +97,9 @@ def agreeing_modalities(
 
     Args:
         agreement (Mapping[str, float]): AUC per modality (:func:`modality_agreement`).
-        num_samples (int, optional): The sample size behind the AUCs.
-            (default: :obj:`200000`)
+        num_samples (int, optional): The independent draws behind the AUCs: the
+            sample size, or the number of training interactions where that is smaller
+            (a larger sample repeats the anchors). (default: :obj:`200000`)
     """
     excess = {}
     for modality, auc in agreement.items():

@@ -85,6 +85,7 @@ PAPER_OPTIONS: dict[str, Any] = {
     "bma_decay": 1.0,
     "negative_candidates": 1,
     "item_bias": False,
+    "modal_weighting": "fixed",
 }
 
 

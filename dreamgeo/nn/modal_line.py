@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 #: The storage dtypes of the raw features (:obj:`feature_dtype`).
 FEATURE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 FEATURE_NORMS = ("none", "l2", "standardize", "whiten")
+#: Triples drawn by :func:`~dreamgeo.graph.modality_agreement` for ``modal_weighting``.
+AGREEMENT_SAMPLES = 200_000
 
 
 def modality_weights(image_weight: float, modalities: Sequence[str]) -> dict[str, float]:
@@ -131,7 +133,7 @@ class ModalLine(torch.nn.Module):
             HParam(
                 "modal_weighting",
                 str,
-                "fixed",
+                "agreement",
                 "modality weights alpha_m: fixed (image_weight) or derived from how well each "
                 "modality's feature similarities agree with the training interactions",
                 choices=("fixed", "agreement"),
@@ -236,8 +238,12 @@ class ModalLine(torch.nn.Module):
             self.agreement = modality_agreement(
                 {m: data[ITEM][feature_key(m)] for m in modality_names(data)},
                 data[INTERACTS].edge_index,
+                AGREEMENT_SAMPLES,
             )
-            modal_weights = agreement_weights(self.agreement)
+            # the anchors are interactions: a sample larger than the training set
+            # repeats them, so the standard error is over at most that many
+            edges = data[INTERACTS].edge_index.size(1)
+            modal_weights = agreement_weights(self.agreement, min(AGREEMENT_SAMPLES, edges))
             log.info(
                 "DREAM: modality agreement (AUC) %s, weights %s", self.agreement, modal_weights
             )
