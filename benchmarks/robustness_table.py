@@ -160,6 +160,39 @@ def table_markdown(table: dict, variants: list[str], epochs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def exploration_markdown(runs: Path, datasets: list[str]) -> str:
+    r"""Every variant run at seed 0 on each dataset, best valid first."""
+    lines = [
+        "# Robustness exploration, seed 0 (issue 34)",
+        "",
+        "Every variant run at seed 0 (60 epochs, patience 60), best valid Recall@20 first; "
+        "`name+key=value` is the variant with `--set key=value`. Variants named "
+        "`+modal_weighting=fixed` are the runs of the declared defaults before "
+        "`modal_weighting='agreement'` became the default. Made by "
+        "`python benchmarks/robustness_table.py --exploration`.",
+    ]
+    for dataset in datasets:
+        rows = []
+        for result in (runs / dataset).glob("*-s0/result.json"):
+            data = json.loads(result.read_text())
+            rows.append(
+                (
+                    data["valid"][RECALL],
+                    data["test"][RECALL],
+                    data["best_epoch"],
+                    data["epochs_run"],
+                    result.parent.name[: -len("-s0")],
+                )
+            )
+        if not rows:
+            continue
+        lines += ["", f"## {dataset}", ""]
+        lines += ["| variant | valid R@20 | test R@20 | best / run epochs |", "|---|---|---|---|"]
+        for valid, test, best, run, name in sorted(rows, reverse=True):
+            lines.append(f"| `{name}` | {valid:.4f} | {test:.4f} | {best} / {run} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -171,8 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/robustness")
     parser.add_argument("--results", default="benchmarks/results/robustness")
     parser.add_argument("--collect", action="store_true", help="only write the table")
+    parser.add_argument(
+        "--exploration",
+        action="store_true",
+        help="only write exploration-s0.md: every variant found at seed 0, per dataset",
+    )
     args = parser.parse_args(argv)
     datasets = args.datasets.split(",")
+    if args.exploration:
+        text = exploration_markdown(Path(args.runs), datasets)
+        Path(args.results, "exploration-s0.md").write_text(text)
+        print(text)
+        return 0
     variants = args.variants.split(",")
     unknown = [v for v in variants if v.split("+")[0] not in VARIANTS] + [
         d for d in datasets if d not in DATASETS

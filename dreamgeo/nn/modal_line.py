@@ -129,6 +129,7 @@ class ModalLine(torch.nn.Module):
                 high=1.0,
                 grid=(0.1, 0.3, 0.5),
                 aliases=("mm_image_weight",),
+                requires=("modal_weighting", "fixed"),
             ),
             HParam(
                 "modal_weighting",
