@@ -12,6 +12,8 @@ from torch import Tensor
 
 __all__ = ["modality_agreement", "agreeing_modalities", "agreement_weights"]
 
+#: Triples scored at a time.
+CHUNK = 8192
 #: Standard errors by which a modality's AUC must exceed 0.5 to get a weight.
 SIGNIFICANCE = 3.0
 
@@ -80,11 +82,15 @@ def modality_agreement(
     agreement = {}
     for modality, x in features.items():
         x = F.normalize(x.float(), dim=1)
-        anchor_rows = x[first]
-        together = (anchor_rows * x[second]).sum(1)
-        apart = (anchor_rows * x[other]).sum(1)
-        wins = (together > apart).double().mean() + 0.5 * (together == apart).double().mean()
-        agreement[modality] = float(wins)
+        wins = torch.zeros((), dtype=torch.float64)
+        # a block of triples at a time: three [B, d_m] gathers of wide features stay small
+        for start in range(0, first.numel(), CHUNK):
+            block = slice(start, start + CHUNK)
+            anchor_rows = x[first[block]]
+            together = (anchor_rows * x[second[block]]).sum(1)
+            apart = (anchor_rows * x[other[block]]).sum(1)
+            wins += (together > apart).sum() + 0.5 * (together == apart).sum()
+        agreement[modality] = float(wins / first.numel())
     return agreement
 
 
