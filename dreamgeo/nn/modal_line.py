@@ -123,8 +123,8 @@ class ModalLine(torch.nn.Module):
                 "image_weight",
                 float,
                 0.3,
-                "alpha_V, the image share of the modal representation (text: 1 - it; other "
-                "modality sets get equal weights)",
+                "alpha_V, the image share of the modal representation with modal_weighting="
+                "fixed (text: 1 - it; other modality sets get equal weights)",
                 low=0.0,
                 high=1.0,
                 grid=(0.1, 0.3, 0.5),
