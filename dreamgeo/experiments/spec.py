@@ -45,9 +45,17 @@ TABLE3_ABLATIONS: tuple[str, ...] = (
 #: Models that get BMA as a plug-in in Table 4 (from the registry).
 TABLE4_MODELS: tuple[str, ...] = models_in_table("table4")
 
-#: The paper's hyper-parameter grid (Section 4.1), as DREAM declares it.
+#: The paper's hyper-parameter grid (Section 4.1), as DREAM declares it. The paper's
+#: alpha_V (``image_weight``) acts only with fixed modality weights, so the grid pins
+#: ``modal_weighting`` to ``"fixed"`` (a one-value axis).
 GRID: dict[str, tuple] = {
-    name: tuple(values) for name, values in get_model("dream").hparams.grid_space().items()
+    "modal_weighting": ("fixed",),
+    **{
+        name: tuple(values)
+        for name, values in get_model("dream")
+        .hparams.grid_space({**get_model("dream").hparams.defaults(), "modal_weighting": "fixed"})
+        .items()
+    },
 }
 
 
