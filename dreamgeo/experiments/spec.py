@@ -48,13 +48,14 @@ TABLE4_MODELS: tuple[str, ...] = models_in_table("table4")
 #: The paper's hyper-parameter grid (Section 4.1), as DREAM declares it. The paper's
 #: alpha_V (``image_weight``) acts only with fixed modality weights, so the grid pins
 #: ``modal_weighting`` to ``"fixed"`` (a one-value axis).
+_DREAM_HPARAMS = get_model("dream").hparams
 GRID: dict[str, tuple] = {
     "modal_weighting": ("fixed",),
     **{
         name: tuple(values)
-        for name, values in get_model("dream")
-        .hparams.grid_space({**get_model("dream").hparams.defaults(), "modal_weighting": "fixed"})
-        .items()
+        for name, values in _DREAM_HPARAMS.grid_space(
+            {**_DREAM_HPARAMS.defaults(), "modal_weighting": "fixed"}
+        ).items()
     },
 }
 
