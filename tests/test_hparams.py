@@ -54,8 +54,8 @@ def _fingerprint(name, data, values):
     info = get_model(name)
     model = info.build(data, values)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    users = torch.tensor([0, 1, 2, 3, 4, 5])
-    pos = torch.tensor([0, 1, 2, 3, 4, 5])
+    users = torch.tensor([0, 1, 2, 3, 4, 0])  # repeats, so BMA's distinct negatives show
+    pos = torch.tensor([0, 1, 2, 3, 4, 1])
     neg = torch.tensor([6, 7, 8, 9, 10, 11])
     torch.manual_seed(1)
     model.train()

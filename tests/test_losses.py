@@ -181,6 +181,89 @@ def test_bma_zero_weight_is_not_computed(monkeypatch):
     assert len(calls) == 2
 
 
+def _np_info_nce_distinct(a, p, ids, tau):
+    """InfoNCE where anchor k's candidates are its positive plus one row of every other
+    distinct id of the batch (the first one), by a loop over the batch."""
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    p = p / np.linalg.norm(p, axis=1, keepdims=True)
+    total = 0.0
+    for k in range(len(a)):
+        firsts = {}
+        for j, value in enumerate(ids):
+            firsts.setdefault(int(value), j)
+        candidates = [j for v, j in firsts.items() if v != int(ids[k])] + [k]
+        logits = [float(a[k] @ p[j]) / tau for j in candidates]
+        total += -logits[-1] + math.log(sum(math.exp(v) for v in logits))
+    return total / len(a)
+
+
+def _rows_by_id(ids, width, gen):
+    table = torch.randn(int(ids.max()) + 1, width, generator=gen)
+    return table[ids].clone().requires_grad_(True)
+
+
+@pytest.mark.parametrize("direction", ["one", "both"])
+def test_bma_distinct_negatives_against_loop(direction):
+    gen = torch.Generator().manual_seed(3)
+    users = torch.tensor([0, 1, 0, 2, 3, 1, 0])
+    items = torch.tensor([5, 5, 6, 7, 5, 8, 6])
+    ub, um = _rows_by_id(users, 4, gen), _rows_by_id(users, 4, gen)
+    ib, im = _rows_by_id(items, 4, gen), _rows_by_id(items, 4, gen)
+    bma = BMALoss(
+        tau=0.3, intra_weight=0.02, inter_weight=0.05, direction=direction, negatives="distinct"
+    )
+    loss = bma(ub, ib, um, im, users, items)
+    n = [t.detach().numpy() for t in (ub, ib, um, im)]
+    u, i = users.numpy(), items.numpy()
+
+    def term(a, p, a_ids, p_ids):
+        forward = _np_info_nce_distinct(a, p, p_ids, 0.3)
+        if direction == "one":
+            return forward
+        return 0.5 * (forward + _np_info_nce_distinct(p, a, a_ids, 0.3))
+
+    want = (
+        term(n[0], n[1], u, i),
+        term(n[2], n[3], u, i),
+        term(n[0], n[2], u, u),
+        term(n[1], n[3], i, i),
+    )
+    for got, expected in zip(bma.last_parts, want):
+        assert got.item() == pytest.approx(expected, rel=1e-5)
+    # a repeated positive is no negative: the in-batch loss is larger on this batch
+    assert bma.last_parts.bia.item() < BMALoss(tau=0.3).parts(ub, ib, um, im).bia.item()
+    assert loss.item() == pytest.approx(0.02 * sum(want[:2]) + 0.05 * sum(want[2:]), rel=1e-5)
+    loss.backward()
+    # gradients against autograd through cross_entropy over the same candidates
+    grads = [t.grad.clone() for t in (ub, ib, um, im)]
+    for t in (ub, ib, um, im):
+        t.grad = None
+
+    def reference(a, p, p_ids):
+        _, slot = torch.unique(p_ids, return_inverse=True)
+        first = torch.tensor([int((slot == s).nonzero()[0]) for s in range(int(slot.max()) + 1)])
+        logits = F.normalize(a, dim=-1) @ F.normalize(p[first], dim=-1).t() / 0.3
+        return F.cross_entropy(logits, slot)
+
+    def ref_term(a, p, a_ids, p_ids):
+        forward = reference(a, p, p_ids)
+        return forward if direction == "one" else 0.5 * (forward + reference(p, a, a_ids))
+
+    ref = 0.02 * (ref_term(ub, ib, users, items) + ref_term(um, im, users, items))
+    ref = ref + 0.05 * (ref_term(ub, um, users, users) + ref_term(ib, im, items, items))
+    ref.backward()
+    for got, t in zip(grads, (ub, ib, um, im)):
+        torch.testing.assert_close(got, t.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_bma_distinct_equals_batch_without_repeats():
+    gen = torch.Generator().manual_seed(4)
+    ub, ib, um, im = (torch.randn(6, 3, generator=gen) for _ in range(4))
+    ids = torch.tensor([4, 0, 2, 9, 1, 3])
+    distinct = BMALoss(negatives="distinct")(ub, ib, um, im, ids, ids.flip(0))
+    assert distinct.item() == pytest.approx(BMALoss()(ub, ib, um, im).item(), rel=1e-6)
+
+
 def test_bma_bad_input():
     x = torch.randn(4, 3)
     with pytest.raises(ValueError, match="item_modal has shape"):
@@ -189,6 +272,12 @@ def test_bma_bad_input():
         BMALoss(tau=0)
     with pytest.raises(ValueError, match="intra_weight"):
         BMALoss(intra_weight=-0.1)
+    with pytest.raises(ValueError, match="negatives must be one of"):
+        BMALoss(negatives="hard")
+    with pytest.raises(ValueError, match="needs the batch's users and items"):
+        BMALoss(negatives="distinct")(x, x, x, x)
+    with pytest.raises(ValueError, match=r"items must be \[B\]"):
+        BMALoss(negatives="distinct")(x, x, x, x, torch.arange(4), torch.arange(3))
 
 
 def test_s3_loss_against_dense_definition_and_stop_gradient():

@@ -288,7 +288,7 @@ class Recommender(torch.nn.Module, ABC):
         total, parts, batch_dual = self.objective(users, pos_items, neg_items)
         if self.bma is not None and batch_dual is not None:
             rows = batch_dual() if callable(batch_dual) else batch_dual
-            value = self.bma(*rows)
+            value = self.bma(*rows, users, pos_items)
             parts["bma"] = value.detach()
             total = total + value
         return total, parts

@@ -83,6 +83,7 @@ PAPER_OPTIONS: dict[str, Any] = {
     "rec_loss": "bpr",
     "train_features": False,
     "bma_decay": 1.0,
+    "bma_negatives": "batch",
     "negative_candidates": 1,
     "item_bias": False,
     "modal_weighting": "fixed",
@@ -544,7 +545,9 @@ class DREAM(Recommender):
         parts = {"bpr": ranking.detach(), "reg": reg.detach()}  # logged as bpr either way
 
         if self.bma is not None:
-            total = total + self.bma(user_behavior, pos_behavior, user_modal, pos_modal)
+            total = total + self.bma(
+                user_behavior, pos_behavior, user_modal, pos_modal, users, pos_items
+            )
             if self.bma.intra_weight > 0:
                 parts["intra"] = self.bma.last_parts.intra
             if self.bma.inter_weight > 0:

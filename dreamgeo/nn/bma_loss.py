@@ -120,6 +120,28 @@ def info_nce(
     return _ScaledInfoNCE.apply(anchor / tau, positive, target)
 
 
+def distinct_slots(ids: Tensor, num_rows: int, name: str = "ids") -> tuple[Tensor, Tensor]:
+    r"""The distinct ids of a batch as candidate slots: the first row of each distinct
+    id (``[C]``) and each row's slot (``[B]``), so that ``rows[first][slot] == rows``
+    when rows with the same id are equal.
+
+    Args:
+        ids (torch.Tensor): The id of each row ``[B]``.
+        num_rows (int): :math:`B`, checked against :obj:`ids`.
+        name (str, optional): What the ids are, for the error. (default: :obj:`"ids"`)
+    """
+    if ids.dim() != 1 or ids.numel() != num_rows:
+        raise ValueError(
+            f"BMALoss: {name} must be [B] = [{num_rows}] ids of the rows, got shape "
+            f"{tuple(ids.shape)}"
+        )
+    _, slot = torch.unique(ids, return_inverse=True)
+    rows = torch.arange(num_rows, device=ids.device)
+    first = torch.full((int(slot.max()) + 1,), num_rows, dtype=torch.long, device=ids.device)
+    first.scatter_reduce_(0, slot, rows, reduce="amin")
+    return first, slot
+
+
 class BMAParts(NamedTuple):
     r"""The four unweighted InfoNCE terms of :class:`BMALoss`."""
 
@@ -149,7 +171,11 @@ class BMALoss(torch.nn.Module):
     :math:`\bar{\mathbf{e}}_B^{i_k}`, ``user_modal[k]`` = :math:`\bar{\mathbf{e}}_M^{u_k}`,
     ``item_modal[k]`` = :math:`\bar{\mathbf{e}}_M^{i_k}`. All other rows of the batch are
     the negatives of row ``k`` (in-batch negatives; a user or item repeated in the batch
-    is also a negative of itself, as in DREAM/MMRec). With InfoNCE as in :func:`info_nce`:
+    is also a negative of itself, as in DREAM/MMRec), or, with ``negatives="distinct"``,
+    each other distinct user or item of the batch once: the candidates of a term are the
+    batch's distinct ids, so a repeat of the positive is no negative (the accidental hits
+    of in-batch sampling) and a popular item is not counted once per repeat. With
+    InfoNCE as in :func:`info_nce`:
 
     .. math::
         \mathcal{L}_{Intra} &= \underbrace{\mathrm{InfoNCE}(\bar{\mathbf{E}}_B^u,
@@ -187,16 +213,20 @@ class BMALoss(torch.nn.Module):
             :math:`t` (set by :meth:`start_epoch`) the loss is scaled by
             :math:`\delta^{t-1}`, so the alignment steers the start and fades; :math:`1`
             keeps Eq. 14's constant weights (beyond the paper). (default: :obj:`1.0`)
+        negatives (str, optional): ``"batch"`` (every other row, the paper) or
+            ``"distinct"`` (each other distinct id once; :meth:`forward` then takes the
+            rows' ``users`` and ``items``). (default: :obj:`"batch"`)
 
     Its hyper-parameters are declared once, in :attr:`HPARAMS`; a model built from
     declared values calls :meth:`from_options`.
 
     Shapes:
-        - **input:** four tensors ``[B, d]``
+        - **input:** four tensors ``[B, d]``; ``users``, ``items``: ``[B]``
         - **output:** scalar
     """
 
     DIRECTIONS = ("one", "both")
+    NEGATIVES = ("batch", "distinct")
 
     HPARAMS = HParams(
         [
@@ -256,6 +286,19 @@ class BMALoss(torch.nn.Module):
                 low_open=True,
                 high=1.0,
             ),
+            HParam(
+                "bma_negatives",
+                str,
+                "batch",
+                "BMA's negatives: every other row of the batch (the paper), or each other "
+                "distinct user or item of it once, so a repeat of the positive is no negative",
+                choices=NEGATIVES,
+                details="``distinct`` removes the accidental hits of in-batch sampling (a "
+                "popular item sits in a batch several times and each repeat is a negative "
+                "of its own positive) and counts each negative once instead of by its "
+                "popularity; it needs the batch's ids (:meth:`BMALoss.forward`'s "
+                "``users``/``items``)",
+            ),
         ]
     )
 
@@ -267,8 +310,14 @@ class BMALoss(torch.nn.Module):
         direction: str = "one",
         normalize: bool = True,
         decay: float = 1.0,
+        negatives: str = "batch",
     ):
         super().__init__()
+        if negatives not in self.NEGATIVES:
+            raise ValueError(
+                f"BMALoss: negatives must be one of {self.NEGATIVES}, got {negatives!r}"
+            )
+        self.negatives = negatives
         if direction not in self.DIRECTIONS:
             raise ValueError(
                 f"BMALoss: direction must be one of {self.DIRECTIONS}, got {direction!r}"
@@ -305,6 +354,7 @@ class BMALoss(torch.nn.Module):
             direction=config["bma_direction"],
             normalize=config["bma_similarity"] == "cosine",
             decay=config["bma_decay"],
+            negatives=config["bma_negatives"],
         )
 
     def start_epoch(self, epoch: int) -> None:
@@ -318,9 +368,12 @@ class BMALoss(torch.nn.Module):
         item_behavior: Tensor,
         user_modal: Tensor,
         item_modal: Tensor,
+        users: Tensor | None = None,
+        items: Tensor | None = None,
     ) -> BMAParts:
         r"""The four unweighted terms. Terms whose weight is zero are returned as zeros
-        without being computed."""
+        without being computed. :obj:`users` and :obj:`items` (``[B]`` ids of the rows)
+        are required with ``negatives="distinct"`` and ignored otherwise."""
         shape = user_behavior.shape
         for name, tensor in (
             ("item_behavior", item_behavior),
@@ -332,21 +385,44 @@ class BMALoss(torch.nn.Module):
                     f"BMALoss: {name} has shape {tuple(tensor.shape)}, expected "
                     f"{tuple(shape)} like user_behavior (rows are interacted pairs)"
                 )
+        user_slots = item_slots = None
+        if self.negatives == "distinct":
+            if users is None or items is None:
+                raise ValueError(
+                    "BMALoss: negatives='distinct' needs the batch's users and items "
+                    "([B] ids of the rows)"
+                )
+            user_slots = distinct_slots(users, shape[0], "users")
+            item_slots = distinct_slots(items, shape[0], "items")
         zero = user_behavior.new_zeros(())
         bia = mia = inter_user = inter_item = zero
         if self.intra_weight > 0:
-            bia = self._term(user_behavior, item_behavior)
-            mia = self._term(user_modal, item_modal)
+            bia = self._term(user_behavior, item_behavior, user_slots, item_slots)
+            mia = self._term(user_modal, item_modal, user_slots, item_slots)
         if self.inter_weight > 0:
-            inter_user = self._term(user_behavior, user_modal)
-            inter_item = self._term(item_behavior, item_modal)
+            inter_user = self._term(user_behavior, user_modal, user_slots, user_slots)
+            inter_item = self._term(item_behavior, item_modal, item_slots, item_slots)
         return BMAParts(bia, mia, inter_user, inter_item)
 
-    def _term(self, anchor: Tensor, positive: Tensor) -> Tensor:
-        loss = info_nce(anchor, positive, self.tau, self.normalize)
+    def _term(
+        self,
+        anchor: Tensor,
+        positive: Tensor,
+        anchor_slots: tuple[Tensor, Tensor] | None,
+        positive_slots: tuple[Tensor, Tensor] | None,
+    ) -> Tensor:
+        loss = self._one_way(anchor, positive, positive_slots)
         if self.direction == "both":
-            loss = 0.5 * (loss + info_nce(positive, anchor, self.tau, self.normalize))
+            loss = 0.5 * (loss + self._one_way(positive, anchor, anchor_slots))
         return loss
+
+    def _one_way(
+        self, anchor: Tensor, positive: Tensor, slots: tuple[Tensor, Tensor] | None
+    ) -> Tensor:
+        if slots is None:
+            return info_nce(anchor, positive, self.tau, self.normalize)
+        first, target = slots
+        return info_nce(anchor, positive[first], self.tau, self.normalize, target=target)
 
     def forward(
         self,
@@ -354,8 +430,10 @@ class BMALoss(torch.nn.Module):
         item_behavior: Tensor,
         user_modal: Tensor,
         item_modal: Tensor,
+        users: Tensor | None = None,
+        items: Tensor | None = None,
     ) -> Tensor:
-        parts = self.parts(user_behavior, item_behavior, user_modal, item_modal)
+        parts = self.parts(user_behavior, item_behavior, user_modal, item_modal, users, items)
         self.last_parts = BMAParts(*(p.detach() for p in parts))
         return self.scale * (self.intra_weight * parts.intra + self.inter_weight * parts.inter)
 
@@ -363,5 +441,5 @@ class BMALoss(torch.nn.Module):
         return (
             f"tau={self.tau}, intra_weight={self.intra_weight}, "
             f"inter_weight={self.inter_weight}, direction={self.direction}, "
-            f"normalize={self.normalize}, decay={self.decay}"
+            f"normalize={self.normalize}, decay={self.decay}, negatives={self.negatives}"
         )
