@@ -11,7 +11,8 @@ cores / workers, writing to ``runs/robustness/<dataset>/<variant>-s<seed>``; a f
 run (its ``result.json``) is reused and a killed one resumes from its checkpoint, so the
 command can be stopped and started again at any point. ``--collect`` only reads the
 finished runs and writes ``benchmarks/results/robustness/table.md`` (mean ± std over the
-seeds found, the seed count shown) and ``table.json``.
+seeds found, the seed count shown) and ``table.json``; a run of the default variants and
+datasets writes them too, a run of a subset only prints its table.
 """
 
 from __future__ import annotations
@@ -231,12 +232,18 @@ def main(argv: list[str] | None = None) -> int:
             for message in pool.map(lambda job: run_one(job, args, threads), jobs):
                 print(f"[robustness] {message}", flush=True)
     table = collect(Path(args.runs), datasets, variants)
-    results = Path(args.results)
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "table.json").write_text(json.dumps(table, indent=1) + "\n")
     markdown = table_markdown(table, variants, args.epochs)
-    (results / "table.md").write_text(markdown)
     print(markdown)
+    # a run of a few variants or datasets (an exploration) prints its table but leaves the
+    # committed one alone; the full default set or --collect writes it
+    full = variants == list(VARIANTS) and datasets == list(DATASETS)
+    if args.collect or full:
+        results = Path(args.results)
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "table.json").write_text(json.dumps(table, indent=1) + "\n")
+        (results / "table.md").write_text(markdown)
+    else:
+        print(f"[robustness] a subset: {args.results}/table.md left as it is (--collect writes)")
     return 0
 
 

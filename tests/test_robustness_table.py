@@ -59,3 +59,15 @@ def test_collect_and_table(table, tmp_path):
 def test_unknown_variant_is_refused(table):
     with pytest.raises(SystemExit):
         table.main(["--variants", "nosuchmodel", "--collect"])
+
+
+def test_a_subset_prints_but_leaves_the_committed_table(table, tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    _result(runs / "scientific" / "dream+tau=0.1-s0", 0.25, 0.20, 40)
+    flags = ["--runs", str(runs), "--results", str(results), "--seeds", "0"]
+    flags += ["--datasets", "scientific", "--variants", "dream+tau=0.1"]
+    # the run is finished, so nothing trains; a subset writes no table
+    assert table.main(flags) == 0
+    assert not (results / "table.md").exists()
+    assert table.main([*flags, "--collect"]) == 0
+    assert "0.2500" in (results / "table.md").read_text()
