@@ -71,3 +71,15 @@ def test_a_subset_prints_but_leaves_the_committed_table(table, tmp_path):
     assert not (results / "table.md").exists()
     assert table.main([*flags, "--collect"]) == 0
     assert "0.2500" in (results / "table.md").read_text()
+
+
+def test_targets_against_hand_computation(table, tmp_path):
+    runs = tmp_path / "runs"
+    _result(runs / "d" / "dream-s0", 0.20, 0.10, 12)  # 12 of 60: in the first fifth
+    _result(runs / "d" / "dream-s1", 0.24, 0.14, 40)
+    _result(runs / "d" / "mgcn-s0", 0.20, 0.15, 30)
+    _result(runs / "d" / "dream-no_s3-s0", 0.21, 0.10, 30)
+    collected = table.collect(runs, ["d"], ["dream", "mgcn", "dream-no_s3"])
+    row = table.targets_markdown(collected).splitlines()[2]
+    # DREAM valid mean 0.22 / 0.20, test 0.12 / 0.15, 0.22 - 0.21, std of (0.20, 0.24)
+    assert row == "| `d` | 2 | 1.100 | 0.800 | +0.0100 | 0.0283 | 12, 40 | yes |"
