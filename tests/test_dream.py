@@ -104,8 +104,9 @@ def test_two_modalities_reproduce_the_numbers_from_before_the_parts_refactor():
 
     path = Path(__file__).parent / "data" / "dream_two_modality_reference.json"
     reference = json.loads(path.read_text())
-    # "defaults" are the declared defaults of 87b9b16 (fixed modality weights since)
-    before = {"modal_weighting": "fixed"}
+    # "defaults" are the declared defaults of 87b9b16 (fixed modality weights and
+    # in-batch BMA negatives since)
+    before = {"modal_weighting": "fixed", "bma_negatives": "batch"}
     for label, options in (("defaults", before), ("paper", dict(PAPER_OPTIONS))):
         torch.manual_seed(7)
         model = DREAM(make_random_data(), knn_k=3, embedding_dim=8, **options)

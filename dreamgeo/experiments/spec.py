@@ -47,14 +47,16 @@ TABLE4_MODELS: tuple[str, ...] = models_in_table("table4")
 
 #: The paper's hyper-parameter grid (Section 4.1), as DREAM declares it. The paper's
 #: alpha_V (``image_weight``) acts only with fixed modality weights, so the grid pins
-#: ``modal_weighting`` to ``"fixed"`` (a one-value axis).
+#: ``modal_weighting`` to ``"fixed"`` (a one-value axis), and BMA keeps the paper's
+#: in-batch negatives (``bma_negatives="batch"``), with which the recorded tables ran.
 _DREAM_HPARAMS = get_model("dream").hparams
+_PAPER_PINS = {"modal_weighting": "fixed", "bma_negatives": "batch"}
 GRID: dict[str, tuple] = {
-    "modal_weighting": ("fixed",),
+    **{name: (value,) for name, value in _PAPER_PINS.items()},
     **{
         name: tuple(values)
         for name, values in _DREAM_HPARAMS.grid_space(
-            {**_DREAM_HPARAMS.defaults(), "modal_weighting": "fixed"}
+            {**_DREAM_HPARAMS.defaults(), **_PAPER_PINS}
         ).items()
     },
 }
