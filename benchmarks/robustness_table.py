@@ -149,7 +149,10 @@ def table_markdown(table: dict, variants: list[str], epochs: int) -> str:
             valid = _mean_std([r["valid"] for r in runs])
             test = _mean_std([r["test"] for r in runs])
             epochs_best = ",".join(str(r["best_epoch"]) for r in runs)
-            row.append(f"{valid} / {test} (n={len(runs)}; best ep {epochs_best})")
+            # a run the wall-clock cap stopped short of the budget is named, not hidden
+            cut = [f"s{r['seed']} at {r['epochs_run']}" for r in runs if r["epochs_run"] < epochs]
+            cut_note = f"; cut: {', '.join(cut)}" if cut else ""
+            row.append(f"{valid} / {test} (n={len(runs)}; best ep {epochs_best}{cut_note})")
         if "dream" in cells and "mgcn" in cells:
             ratio = statistics.mean(r["valid"] for r in cells["dream"]) / statistics.mean(
                 r["valid"] for r in cells["mgcn"]
@@ -198,7 +201,8 @@ def exploration_markdown(runs: Path, datasets: list[str]) -> str:
         "Every variant run at seed 0 (60 epochs, patience 60), best valid Recall@20 first; "
         "`name+key=value` is the variant with `--set key=value`. Variants named "
         "`+modal_weighting=fixed` are the runs of the declared defaults before "
-        "`modal_weighting='agreement'` became the default. Made by "
+        "`modal_weighting='agreement'` became the default, and those named "
+        "`+bma_negatives=batch` the runs before `bma_negatives='distinct'` did. Made by "
         "`python benchmarks/robustness_table.py --exploration`.",
     ]
     for dataset in datasets:

@@ -83,3 +83,14 @@ def test_targets_against_hand_computation(table, tmp_path):
     row = table.targets_markdown(collected).splitlines()[2]
     # DREAM valid mean 0.22 / 0.20, test 0.12 / 0.15, 0.22 - 0.21, std of (0.20, 0.24)
     assert row == "| `d` | 2 | 1.100 | 0.800 | +0.0100 | 0.0283 | 12, 40 | yes |"
+
+
+def test_a_run_cut_short_is_named(table, tmp_path):
+    runs = tmp_path / "runs"
+    _result(runs / "scientific" / "dream-s0", 0.25, 0.20, 40)
+    path = runs / "scientific" / "dream-s1"
+    _result(path, 0.20, 0.10, 30)
+    payload = json.loads((path / "result.json").read_text())
+    (path / "result.json").write_text(json.dumps({**payload, "epochs_run": 34}))
+    markdown = table.table_markdown(table.collect(runs, ["scientific"], ["dream"]), ["dream"], 60)
+    assert "best ep 40,30; cut: s1 at 34)" in markdown
