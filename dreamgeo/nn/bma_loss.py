@@ -120,7 +120,7 @@ def info_nce(
     return _ScaledInfoNCE.apply(anchor / tau, positive, target)
 
 
-def distinct_slots(ids: Tensor, num_rows: int, name: str = "ids") -> tuple[Tensor, Tensor]:
+def _distinct_slots(ids: Tensor, num_rows: int, name: str = "ids") -> tuple[Tensor, Tensor]:
     r"""The distinct ids of a batch as candidate slots: the first row of each distinct
     id (``[C]``) and each row's slot (``[B]``), so that ``rows[first][slot] == rows``
     when rows with the same id are equal.
@@ -400,8 +400,8 @@ class BMALoss(torch.nn.Module):
                     "BMALoss: negatives='distinct' needs the batch's users and items "
                     "([B] ids of the rows)"
                 )
-            user_slots = distinct_slots(users, shape[0], "users")
-            item_slots = distinct_slots(items, shape[0], "items")
+            user_slots = _distinct_slots(users, shape[0], "users")
+            item_slots = _distinct_slots(items, shape[0], "items")
         zero = user_behavior.new_zeros(())
         bia = mia = inter_user = inter_item = zero
         if self.intra_weight > 0:
