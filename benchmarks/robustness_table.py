@@ -117,6 +117,10 @@ def collect(runs: Path, datasets: list[str], variants: list[str]) -> dict:
     return table
 
 
+def _mean(runs: list[dict], split: str) -> float:
+    return statistics.mean(r[split] for r in runs)
+
+
 def _mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
@@ -154,9 +158,7 @@ def table_markdown(table: dict, variants: list[str], epochs: int) -> str:
             cut_note = f"; cut: {', '.join(cut)}" if cut else ""
             row.append(f"{valid} / {test} (n={len(runs)}; best ep {epochs_best}{cut_note})")
         if "dream" in cells and "mgcn" in cells:
-            ratio = statistics.mean(r["valid"] for r in cells["dream"]) / statistics.mean(
-                r["valid"] for r in cells["mgcn"]
-            )
+            ratio = _mean(cells["dream"], "valid") / _mean(cells["mgcn"], "valid")
             row.append(f"{ratio:.3f}")
         else:
             row.append("")
@@ -177,17 +179,13 @@ def targets_markdown(table: dict) -> str:
         if not all(v in cells for v in ("dream", "mgcn", "dream-no_s3")):
             continue
         dream, mgcn, no_s3 = cells["dream"], cells["mgcn"], cells["dream-no_s3"]
-
-        def mean(runs: list[dict], split: str) -> float:
-            return statistics.mean(r[split] for r in runs)
-
         valids = [r["valid"] for r in dream]
         spread = f"{statistics.stdev(valids):.4f}" if len(valids) > 1 else "–"
         early = any(r["best_epoch"] <= r["epochs_run"] / 5 for r in dream)
         lines.append(
-            f"| `{dataset}` | {len(dream)} | {mean(dream, 'valid') / mean(mgcn, 'valid'):.3f} "
-            f"| {mean(dream, 'test') / mean(mgcn, 'test'):.3f} "
-            f"| {mean(dream, 'valid') - mean(no_s3, 'valid'):+.4f} | {spread} "
+            f"| `{dataset}` | {len(dream)} | {_mean(dream, 'valid') / _mean(mgcn, 'valid'):.3f} "
+            f"| {_mean(dream, 'test') / _mean(mgcn, 'test'):.3f} "
+            f"| {_mean(dream, 'valid') - _mean(no_s3, 'valid'):+.4f} | {spread} "
             f"| {', '.join(str(r['best_epoch']) for r in dream)} | {'yes' if early else 'no'} |"
         )
     return "\n".join(lines) + "\n"

@@ -135,9 +135,9 @@ def _distinct_slots(ids: Tensor, num_rows: int, name: str = "ids") -> tuple[Tens
             f"BMALoss: {name} must be [B] = [{num_rows}] ids of the rows, got shape "
             f"{tuple(ids.shape)}"
         )
-    _, slot = torch.unique(ids, return_inverse=True)
+    distinct, slot = torch.unique(ids, return_inverse=True)
     rows = torch.arange(num_rows, device=ids.device)
-    first = torch.full((int(slot.max()) + 1,), num_rows, dtype=torch.long, device=ids.device)
+    first = torch.full((distinct.numel(),), num_rows, dtype=torch.long, device=ids.device)
     first.scatter_reduce_(0, slot, rows, reduce="amin")
     return first, slot
 
