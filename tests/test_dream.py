@@ -216,6 +216,35 @@ def test_loss_equals_independent_sum_of_parts(setup):
     assert set(parts) == {"bpr", "reg", "intra", "inter", "s3"}
 
 
+def test_unseen_negatives_exclude_the_training_interactions(setup):
+    data, _ = setup
+    edges = data["user", "interacts", "item"].edge_index
+    # a batch of training pairs in which some users appear with several of their items
+    users, pos = edges[:, :24]
+    neg = torch.arange(24) % data["item"].num_nodes
+    options = dict(knn_k=K, embedding_dim=8, use_s3=False, intra_weight=0.05, inter_weight=0.0)
+    torch.manual_seed(1)
+    unseen = DREAM(data, bma_negatives="unseen", **options)
+    torch.manual_seed(1)
+    distinct = DREAM(data, bma_negatives="distinct", **options)
+    _, parts = unseen.loss(users, pos, neg)
+    _, distinct_parts = distinct.loss(users, pos, neg)
+    rep = unseen.representations()
+    reference = BMALoss(0.2, 0.05, 0.0, negatives="unseen")
+    reference.exclude_interactions(edges, data["user"].num_nodes, data["item"].num_nodes)
+    want = reference.parts(
+        rep.user_behavior[users],
+        rep.item_behavior[pos],
+        rep.user_modal[users],
+        rep.item_modal[pos],
+        users,
+        pos,
+    )
+    assert parts["intra"].item() == pytest.approx(want.intra.item(), rel=1e-5)
+    # the batch holds other training items of its users: they left the denominators
+    assert parts["intra"].item() < distinct_parts["intra"].item()
+
+
 def test_gradient_reaches_every_parameter(setup):
     data, _ = setup
     model = DREAM(data, knn_k=K, embedding_dim=8)

@@ -264,6 +264,108 @@ def test_bma_distinct_equals_batch_without_repeats():
     assert distinct.item() == pytest.approx(BMALoss()(ub, ib, um, im).item(), rel=1e-6)
 
 
+def _np_info_nce_unseen(a, p, a_ids, p_ids, known, tau):
+    """InfoNCE over the batch's distinct candidate ids, without the candidates that
+    ``known`` pairs with the anchor's id (other than its own positive), by a loop."""
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    p = p / np.linalg.norm(p, axis=1, keepdims=True)
+    firsts = {}
+    for j, value in enumerate(p_ids):
+        firsts.setdefault(int(value), j)
+    total = 0.0
+    for k in range(len(a)):
+        own = int(p_ids[k])
+        candidates = [
+            j for v, j in firsts.items() if v != own and (int(a_ids[k]), v) not in known
+        ] + [k]
+        logits = [float(a[k] @ p[j]) / tau for j in candidates]
+        total += -logits[-1] + math.log(sum(math.exp(v) for v in logits))
+    return total / len(a)
+
+
+@pytest.mark.parametrize("direction", ["one", "both"])
+def test_bma_unseen_negatives_against_loop(direction):
+    gen = torch.Generator().manual_seed(5)
+    # training interactions: user 0 bought items 5, 6, 8; user 1 items 5, 7; ...
+    train = torch.tensor([[0, 0, 0, 1, 1, 2, 3, 3], [5, 6, 8, 5, 7, 7, 5, 6]])
+    users = torch.tensor([0, 1, 0, 2, 3, 1, 0])
+    items = torch.tensor([5, 5, 6, 7, 5, 7, 8])
+    ub, um = _rows_by_id(users, 4, gen), _rows_by_id(users, 4, gen)
+    ib, im = _rows_by_id(items, 4, gen), _rows_by_id(items, 4, gen)
+    bma = BMALoss(
+        tau=0.3, intra_weight=0.02, inter_weight=0.05, direction=direction, negatives="unseen"
+    )
+    bma.exclude_interactions(train, num_users=4, num_items=9)
+    loss = bma(ub, ib, um, im, users, items)
+    n = [t.detach().numpy() for t in (ub, ib, um, im)]
+    u, i = users.numpy(), items.numpy()
+    bought = {(int(a), int(b)) for a, b in train.t()}
+    buyers = {(b, a) for a, b in bought}
+
+    def intra(a, p):
+        forward = _np_info_nce_unseen(a, p, u, i, bought, 0.3)
+        if direction == "one":
+            return forward
+        return 0.5 * (forward + _np_info_nce_unseen(p, a, i, u, buyers, 0.3))
+
+    def inter(a, p, ids):  # same-entity terms: nothing is excluded
+        forward = _np_info_nce_distinct(a, p, ids, 0.3)
+        return (
+            forward
+            if direction == "one"
+            else 0.5 * (forward + _np_info_nce_distinct(p, a, ids, 0.3))
+        )
+
+    want = (intra(n[0], n[1]), intra(n[2], n[3]), inter(n[0], n[2], u), inter(n[1], n[3], i))
+    for got, expected in zip(bma.last_parts, want):
+        assert got.item() == pytest.approx(expected, rel=1e-5)
+    # the user's other training items left the denominator: a smaller Intra than distinct
+    distinct = BMALoss(tau=0.3, direction=direction, negatives="distinct")
+    assert bma.last_parts.bia.item() < distinct.parts(ub, ib, um, im, users, items).bia.item()
+    loss.backward()
+    grads = [t.grad.clone() for t in (ub, ib, um, im)]
+    for t in (ub, ib, um, im):
+        t.grad = None
+
+    def reference(a, p, a_ids, p_ids, pairs):
+        distinct_ids, slot = torch.unique(p_ids, return_inverse=True)
+        first = torch.tensor([int((slot == s).nonzero()[0]) for s in range(len(distinct_ids))])
+        logits = F.normalize(a, dim=-1) @ F.normalize(p[first], dim=-1).t() / 0.3
+        mask = torch.tensor([[(int(x), int(c)) in pairs for c in distinct_ids] for x in a_ids])
+        mask[torch.arange(len(a_ids)), slot] = False
+        return F.cross_entropy(logits.masked_fill(mask, float("-inf")), slot)
+
+    def ref_intra(a, p):
+        forward = reference(a, p, users, items, bought)
+        if direction == "one":
+            return forward
+        return 0.5 * (forward + reference(p, a, items, users, buyers))
+
+    def ref_inter(a, p, ids):
+        forward = reference(a, p, ids, ids, set())
+        return forward if direction == "one" else 0.5 * (forward + reference(p, a, ids, ids, set()))
+
+    ref = 0.02 * (ref_intra(ub, ib) + ref_intra(um, im))
+    ref = ref + 0.05 * (ref_inter(ub, um, users) + ref_inter(ib, im, items))
+    ref.backward()
+    for got, t in zip(grads, (ub, ib, um, im)):
+        torch.testing.assert_close(got, t.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_bma_unseen_equals_distinct_without_known_pairs():
+    gen = torch.Generator().manual_seed(6)
+    users, items = torch.tensor([0, 1, 2, 1]), torch.tensor([3, 4, 5, 4])
+    ub, um = _rows_by_id(users, 3, gen), _rows_by_id(users, 3, gen)
+    ib, im = _rows_by_id(items, 3, gen), _rows_by_id(items, 3, gen)
+    unseen = BMALoss(negatives="unseen", direction="both")
+    # the only training pairs are the batch's own (one repeated): nothing to exclude
+    unseen.exclude_interactions(torch.stack([users, items]), num_users=3, num_items=6)
+    distinct = BMALoss(negatives="distinct", direction="both")
+    torch.testing.assert_close(
+        unseen(ub, ib, um, im, users, items), distinct(ub, ib, um, im, users, items)
+    )
+
+
 def test_bma_bad_input():
     x = torch.randn(4, 3)
     with pytest.raises(ValueError, match="item_modal has shape"):
@@ -278,6 +380,12 @@ def test_bma_bad_input():
         BMALoss(negatives="distinct")(x, x, x, x)
     with pytest.raises(ValueError, match=r"items must be \[B\]"):
         BMALoss(negatives="distinct")(x, x, x, x, torch.arange(4), torch.arange(3))
+    with pytest.raises(ValueError, match="call exclude_interactions"):
+        BMALoss(negatives="unseen")(x, x, x, x, torch.arange(4), torch.arange(4))
+    with pytest.raises(ValueError, match=r"edge_index must be \[2, E\]"):
+        BMALoss(negatives="unseen").exclude_interactions(torch.arange(4), 4, 4)
+    with pytest.raises(ValueError, match="exclude must be a boolean"):
+        info_nce(x, x, target=torch.arange(4), exclude=torch.zeros(4, 3, dtype=torch.bool))
 
 
 def test_s3_loss_against_dense_definition_and_stop_gradient():

@@ -25,8 +25,17 @@ class _ScaledInfoNCE(torch.autograd.Function):
     their gradients) and run a division, a gather and a scatter over them."""
 
     @staticmethod
-    def forward(ctx, scaled_anchor: Tensor, candidates: Tensor, target: Tensor | None) -> Tensor:
-        log_probs = torch.log_softmax(scaled_anchor @ candidates.t(), dim=-1)
+    def forward(
+        ctx,
+        scaled_anchor: Tensor,
+        candidates: Tensor,
+        target: Tensor | None,
+        exclude: Tensor | None,
+    ) -> Tensor:
+        logits = scaled_anchor @ candidates.t()
+        if exclude is not None:  # excluded candidates get probability 0, hence no gradient
+            logits.masked_fill_(exclude, float("-inf"))
+        log_probs = torch.log_softmax(logits, dim=-1)
         if target is None:
             loss = -log_probs.diagonal().mean()
         else:
@@ -51,7 +60,7 @@ class _ScaledInfoNCE(torch.autograd.Function):
             else:
                 grad_candidates.index_add_(0, target, scaled_anchor, alpha=-1.0)
             grad_candidates *= scale
-        return grad_anchor, grad_candidates, None
+        return grad_anchor, grad_candidates, None, None
 
 
 def info_nce(
@@ -60,6 +69,7 @@ def info_nce(
     tau: float = 0.2,
     normalize: bool = True,
     target: Tensor | None = None,
+    exclude: Tensor | None = None,
 ) -> Tensor:
     r"""InfoNCE on L2-normalized rows, averaged over the batch: with in-batch negatives
     (the default)
@@ -92,6 +102,10 @@ def info_nce(
             (default: :obj:`True`)
         target (torch.Tensor, optional): The positive candidate of each anchor ``[B]``
             (indices into :obj:`positive`). (default: :obj:`None`, in-batch)
+        exclude (torch.Tensor, optional): Boolean ``[B, C]``: candidates that are no
+            negatives of an anchor (known positives of it, e.g. a user's other training
+            items): they leave the denominator. Never an anchor's own positive.
+            (default: :obj:`None`, every other candidate is a negative)
 
     Shapes:
         - **output:** scalar
@@ -113,11 +127,18 @@ def info_nce(
             f"target [B], got {tuple(anchor.shape)}, {tuple(positive.shape)} and "
             f"{tuple(target.shape)}"
         )
+    if exclude is not None:
+        shape = (anchor.size(0), positive.size(0))
+        if exclude.dtype != torch.bool or exclude.shape != shape:
+            raise ValueError(
+                f"info_nce: exclude must be a boolean [B, C] = {list(shape)} mask, got "
+                f"{exclude.dtype} {tuple(exclude.shape)}"
+            )
     if normalize:
         anchor, positive = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)
     if target is not None:
         target = target.long()
-    return _ScaledInfoNCE.apply(anchor / tau, positive, target)
+    return _ScaledInfoNCE.apply(anchor / tau, positive, target, exclude)
 
 
 def _distinct_slots(ids: Tensor, num_rows: int, name: str = "ids") -> tuple[Tensor, Tensor]:
@@ -140,6 +161,40 @@ def _distinct_slots(ids: Tensor, num_rows: int, name: str = "ids") -> tuple[Tens
     first = torch.full((distinct.numel(),), num_rows, dtype=torch.long, device=ids.device)
     first.scatter_reduce_(0, slot, rows, reduce="amin")
     return first, slot
+
+
+def _interaction_csr(index: Tensor, neighbour: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
+    r"""The neighbours of each node as a CSR pair: ``rowptr`` ``[num_nodes + 1]`` and
+    the neighbour ids ``[E]`` sorted by node."""
+    order = torch.argsort(index, stable=True)
+    counts = torch.bincount(index, minlength=num_nodes)
+    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=index.device)
+    torch.cumsum(counts, 0, out=rowptr[1:])
+    return rowptr, neighbour[order]
+
+
+def _seen_mask(
+    anchor_ids: Tensor,
+    candidate_ids: Tensor,
+    csr: tuple[Tensor, Tensor],
+    num_candidate_nodes: int,
+) -> Tensor:
+    r"""``mask[k, c]``: candidate ``c`` (a distinct id) is a training neighbour of anchor
+    ``k`` (e.g. an item the row's user interacted with), ``[B, C]``. Costs the anchors'
+    degrees, never :math:`B \times` the number of nodes."""
+    rowptr, neighbours = csr
+    slot = torch.full((num_candidate_nodes,), -1, dtype=torch.long, device=anchor_ids.device)
+    slot[candidate_ids] = torch.arange(candidate_ids.numel(), device=anchor_ids.device)
+    start, count = rowptr[anchor_ids], rowptr[anchor_ids + 1] - rowptr[anchor_ids]
+    rows = torch.repeat_interleave(torch.arange(anchor_ids.numel(), device=start.device), count)
+    begin = torch.repeat_interleave(start - (torch.cumsum(count, 0) - count), count)
+    neighbour_slot = slot[neighbours[begin + torch.arange(rows.numel(), device=start.device)]]
+    kept = neighbour_slot >= 0
+    mask = torch.zeros(
+        anchor_ids.numel(), candidate_ids.numel(), dtype=torch.bool, device=anchor_ids.device
+    )
+    mask[rows[kept], neighbour_slot[kept]] = True
+    return mask
 
 
 class BMAParts(NamedTuple):
@@ -174,8 +229,11 @@ class BMALoss(torch.nn.Module):
     is also a negative of itself, as in DREAM/MMRec), or, with ``negatives="distinct"``,
     each other distinct user or item of the batch once: the candidates of a term are the
     batch's distinct ids, so a repeat of the positive is no negative (the accidental hits
-    of in-batch sampling) and a popular item is not counted once per repeat. With
-    InfoNCE as in :func:`info_nce`:
+    of in-batch sampling) and a popular item is not counted once per repeat.
+    With ``negatives="unseen"`` the user–item (Intra) terms also drop the candidates
+    that are known positives of the row: the items its user interacted with in training
+    (set once by :meth:`exclude_interactions`) and, in the reverse direction, the users
+    who interacted with its item. With InfoNCE as in :func:`info_nce`:
 
     .. math::
         \mathcal{L}_{Intra} &= \underbrace{\mathrm{InfoNCE}(\bar{\mathbf{E}}_B^u,
@@ -213,11 +271,13 @@ class BMALoss(torch.nn.Module):
             :math:`t` (set by :meth:`start_epoch`) the loss is scaled by
             :math:`\delta^{t-1}`, so the alignment steers the start and fades; :math:`1`
             keeps Eq. 14's constant weights (beyond the paper). (default: :obj:`1.0`)
-        negatives (str, optional): ``"batch"`` (every other row, the paper) or
+        negatives (str, optional): ``"batch"`` (every other row, the paper),
             ``"distinct"`` (each other distinct id once; :meth:`forward` then takes the
-            rows' ``users`` and ``items``). The constructor keeps the paper's
-            ``"batch"``, which needs no ids; the declared default that DREAM reads
-            (:attr:`HPARAMS`, ``bma_negatives``) is ``"distinct"``.
+            rows' ``users`` and ``items``) or ``"unseen"`` (``"distinct"`` without the
+            known positives, see above; needs :meth:`exclude_interactions`). The
+            constructor keeps the paper's ``"batch"``, which needs no ids; the declared
+            default that DREAM reads (:attr:`HPARAMS`, ``bma_negatives``) is
+            ``"distinct"``.
             (default: :obj:`"batch"`)
 
     Its hyper-parameters are declared once, in :attr:`HPARAMS`; a model built from
@@ -229,7 +289,7 @@ class BMALoss(torch.nn.Module):
     """
 
     DIRECTIONS = ("one", "both")
-    NEGATIVES = ("batch", "distinct")
+    NEGATIVES = ("batch", "distinct", "unseen")
 
     HPARAMS = HParams(
         [
@@ -293,8 +353,9 @@ class BMALoss(torch.nn.Module):
                 "bma_negatives",
                 str,
                 "distinct",
-                "BMA's negatives: every other row of the batch (the paper), or each other "
-                "distinct user or item of it once, so a repeat of the positive is no negative",
+                "BMA's negatives: every other row of the batch (the paper), each other "
+                "distinct user or item of it once, so a repeat of the positive is no negative, "
+                "or those distinct ones without the user's other training items (unseen)",
                 choices=NEGATIVES,
                 details="``distinct`` (the default, beyond the paper) removes the accidental "
                 "hits of in-batch sampling (a popular item sits in a batch several times and "
@@ -305,7 +366,11 @@ class BMALoss(torch.nn.Module):
                 "plug-in pass; the plug-in's BMA keeps ``batch``, as Table 4 ran). Over 3 "
                 "seeds it raised DREAM's valid Recall@20 on all 7 "
                 "scientific datasets of the robustness table (+0.4 % to +1.9 %); "
-                "``batch`` is the paper's reading (``configs/paper/dream.yaml``)",
+                "``batch`` is the paper's reading (``configs/paper/dream.yaml``). "
+                "``unseen`` also drops from the Intra terms' candidates the items the "
+                "row's user interacted with in training (and, with both directions, the "
+                "users who interacted with the row's item): known positives, 6 % of the "
+                "items on dense data such as ML-100k",
             ),
         ]
     )
@@ -347,6 +412,23 @@ class BMALoss(torch.nn.Module):
         self.decay = decay
         self.scale = 1.0  # decay^(t-1), set by start_epoch
         self.last_parts: BMAParts | None = None
+        self.num_users: int | None = None
+        self.num_items: int | None = None
+        for name in ("user_rowptr", "user_items", "item_rowptr", "item_users"):
+            self.register_buffer(name, None, persistent=False)
+
+    def exclude_interactions(self, edge_index: Tensor, num_users: int, num_items: int) -> None:
+        r"""Sets the training interactions ``[2, E]`` (row 0 users) whose pairs are no
+        negatives of each other with ``negatives="unseen"``."""
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(
+                f"BMALoss.exclude_interactions: edge_index must be [2, E], got "
+                f"{tuple(edge_index.shape)}"
+            )
+        users, items = edge_index.long()
+        self.num_users, self.num_items = num_users, num_items
+        self.user_rowptr, self.user_items = _interaction_csr(users, items, num_users)
+        self.item_rowptr, self.item_users = _interaction_csr(items, users, num_items)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> BMALoss | None:
@@ -394,23 +476,55 @@ class BMALoss(torch.nn.Module):
                     f"{tuple(shape)} like user_behavior (rows are interacted pairs)"
                 )
         user_slots = item_slots = None
-        if self.negatives == "distinct":
+        seen_items = seen_users = None
+        if self.negatives != "batch":
             if users is None or items is None:
                 raise ValueError(
-                    "BMALoss: negatives='distinct' needs the batch's users and items "
-                    "([B] ids of the rows)"
+                    f"BMALoss: negatives={self.negatives!r} needs the batch's users and "
+                    "items ([B] ids of the rows)"
                 )
             user_slots = _distinct_slots(users, shape[0], "users")
             item_slots = _distinct_slots(items, shape[0], "items")
+            if self.negatives == "unseen" and self.intra_weight > 0:
+                seen_items, seen_users = self._seen(users, items, user_slots, item_slots)
         zero = user_behavior.new_zeros(())
         bia = mia = inter_user = inter_item = zero
         if self.intra_weight > 0:
-            bia = self._term(user_behavior, item_behavior, user_slots, item_slots)
-            mia = self._term(user_modal, item_modal, user_slots, item_slots)
+            slots = (user_slots, item_slots, seen_items, seen_users)
+            bia = self._term(user_behavior, item_behavior, *slots)
+            mia = self._term(user_modal, item_modal, *slots)
         if self.inter_weight > 0:
             inter_user = self._term(user_behavior, user_modal, user_slots, user_slots)
             inter_item = self._term(item_behavior, item_modal, item_slots, item_slots)
         return BMAParts(bia, mia, inter_user, inter_item)
+
+    def _seen(
+        self,
+        users: Tensor,
+        items: Tensor,
+        user_slots: tuple[Tensor, Tensor],
+        item_slots: tuple[Tensor, Tensor],
+    ) -> tuple[Tensor, Tensor | None]:
+        r"""The Intra terms' exclusions under ``negatives="unseen"``: for each row the
+        candidate items its user interacted with in training (``[B, C_items]``) and,
+        with ``direction="both"``, the candidate users who interacted with its item;
+        never the row's own positive."""
+        if self.user_rowptr is None:
+            raise ValueError(
+                "BMALoss: negatives='unseen' needs the training interactions; call "
+                "exclude_interactions(edge_index, num_users, num_items) first"
+            )
+        rows = torch.arange(users.numel(), device=users.device)
+        (first_item, item_target), (first_user, user_target) = item_slots, user_slots
+        csr = (self.user_rowptr, self.user_items)
+        seen_items = _seen_mask(users, items[first_item], csr, self.num_items)
+        seen_items[rows, item_target] = False
+        seen_users = None
+        if self.direction == "both":
+            csr = (self.item_rowptr, self.item_users)
+            seen_users = _seen_mask(items, users[first_user], csr, self.num_users)
+            seen_users[rows, user_target] = False
+        return seen_items, seen_users
 
     def _term(
         self,
@@ -418,19 +532,28 @@ class BMALoss(torch.nn.Module):
         positive: Tensor,
         anchor_slots: tuple[Tensor, Tensor] | None,
         positive_slots: tuple[Tensor, Tensor] | None,
+        exclude: Tensor | None = None,
+        reverse_exclude: Tensor | None = None,
     ) -> Tensor:
-        loss = self._one_way(anchor, positive, positive_slots)
+        loss = self._one_way(anchor, positive, positive_slots, exclude)
         if self.direction == "both":
-            loss = 0.5 * (loss + self._one_way(positive, anchor, anchor_slots))
+            reverse = self._one_way(positive, anchor, anchor_slots, reverse_exclude)
+            loss = 0.5 * (loss + reverse)
         return loss
 
     def _one_way(
-        self, anchor: Tensor, positive: Tensor, slots: tuple[Tensor, Tensor] | None
+        self,
+        anchor: Tensor,
+        positive: Tensor,
+        slots: tuple[Tensor, Tensor] | None,
+        exclude: Tensor | None = None,
     ) -> Tensor:
         if slots is None:
             return info_nce(anchor, positive, self.tau, self.normalize)
         first, target = slots
-        return info_nce(anchor, positive[first], self.tau, self.normalize, target=target)
+        return info_nce(
+            anchor, positive[first], self.tau, self.normalize, target=target, exclude=exclude
+        )
 
     def forward(
         self,
