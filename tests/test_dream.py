@@ -273,7 +273,9 @@ def test_each_ablation_really_removes_its_part(setup, monkeypatch, ablation):
     data, graphs = setup
     info_calls = _count_calls(monkeypatch, bma_module, "info_nce")
     s3_calls = _count_calls(monkeypatch, S3Loss, "gathered")
-    model = DREAM.from_ablation(ablation, data, knn_k=K, embedding_dim=8)
+    # fixed weights: random features agree with nothing, and agreement would drop S3
+    options = dict(knn_k=K, embedding_dim=8, modal_weighting="fixed")
+    model = DREAM.from_ablation(ablation, data, **options)
     users, pos, neg = torch.arange(6), torch.arange(6), torch.arange(6) + 6
     _, parts = model.loss(users, pos, neg)
     spec = ABLATIONS[ablation]
@@ -288,7 +290,7 @@ def test_each_ablation_really_removes_its_part(setup, monkeypatch, ablation):
     # the modal line equals the reference with the same parts removed
     for name in model.modal_weights:
         one = {m: float(m == name) for m in model.modal_weights}
-        single = DREAM.from_ablation(ablation, data, knn_k=K, embedding_dim=8, modal_weights=one)
+        single = DREAM.from_ablation(ablation, data, **options, modal_weights=one)
         single.load_state_dict(model.state_dict())
         enc = single.modal_line.encoders[name]
         ref_user, _ = _reference_modal(single, data, graphs, enc.use_gate, enc.use_graph)
@@ -344,7 +346,9 @@ def test_bad_arguments(setup):
 
 def test_any_number_of_modalities():
     data = make_random_data(dims={"image": 10, "text": 5, "audio": 7})
-    model = DREAM.from_ablation("no_relation_graphs", data, embedding_dim=8)
+    model = DREAM.from_ablation(
+        "no_relation_graphs", data, embedding_dim=8, modal_weighting="fixed"
+    )
     assert model.modalities == ["image", "text", "audio"]
     assert model.modal_weights == pytest.approx({"image": 1 / 3, "text": 1 / 3, "audio": 1 / 3})
     assert model.modal_line.encoders["audio"].projection.in_features == 7
@@ -383,8 +387,8 @@ def test_explicit_inputs_equal_heterodata(setup):
 
 def test_bfloat16_features_match_float32_and_halve_memory(setup):
     data, _ = setup
-    full = DREAM(data, knn_k=K, embedding_dim=8)
-    half = DREAM(data, knn_k=K, embedding_dim=8, feature_dtype="bfloat16")
+    full = DREAM(data, knn_k=K, embedding_dim=8, modal_weighting="fixed")
+    half = DREAM(data, knn_k=K, embedding_dim=8, feature_dtype="bfloat16", modal_weighting="fixed")
     half.load_state_dict(full.state_dict())
     for m in ("image", "text"):
         assert half.modal_line.features(m).dtype == torch.bfloat16

@@ -21,7 +21,6 @@ from dreamgeo.datasets.schema import (
     similarity_edge_type,
 )
 from dreamgeo.graph.knn_query import cosine_top_k
-from dreamgeo.graph.modality_agreement import agreeing_modalities
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.models.base import DualRepresentation, Objective, Recommender
 from dreamgeo.models.modal_inputs import ITEM_BIAS, NEGATIVE_CANDIDATES
@@ -327,8 +326,8 @@ class DREAM(Recommender):
             modal.feature_dtype,
             values,
         )
-        if self.s3 is not None and modal.agreement is not None:
-            if not agreeing_modalities(modal.agreement):
+        if self.s3 is not None and modal.agreeing is not None:
+            if not modal.agreeing:
                 # no modality's similarities tell co-bought items from random ones: S3's
                 # target would be noise, and pulling toward it costs accuracy
                 log.info("DREAM: S3 off, no modality agrees with the interactions")

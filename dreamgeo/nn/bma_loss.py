@@ -369,8 +369,11 @@ class BMALoss(torch.nn.Module):
                 "``batch`` is the paper's reading (``configs/paper/dream.yaml``). "
                 "``unseen`` also drops from the Intra terms' candidates the items the "
                 "row's user interacted with in training (and, with both directions, the "
-                "users who interacted with the row's item): known positives, 6 % of the "
-                "items on dense data such as ML-100k",
+                "users who interacted with the row's item): known positives, 9 % of a row's "
+                "candidates on the ML-100k-shaped proxy, 0.2-0.6 % on the sparse ones; over "
+                "3 seeds valid Recall@20 moved by +0.0 to +0.4 % on the 10 datasets of the "
+                "robustness table, inside every spread, at up to 25 % more step time, so it "
+                "is an option",
             ),
         ]
     )

@@ -18,7 +18,11 @@ from dreamgeo.datasets.schema import (
     modality_names,
     similarity_edge_type,
 )
-from dreamgeo.graph.modality_agreement import agreement_weights, modality_agreement
+from dreamgeo.graph.modality_agreement import (
+    agreeing_modalities,
+    agreement_weights,
+    modality_agreement,
+)
 from dreamgeo.hparams import HParam, HParams
 from dreamgeo.nn.modal_encoder import ModalEncoder
 from dreamgeo.nn.sparse import SparseOperator
@@ -235,6 +239,9 @@ class ModalLine(torch.nn.Module):
         #: AUC per modality (:func:`~dreamgeo.graph.modality_agreement`), or None when
         #: the weights are fixed
         self.agreement: dict[str, float] | None = None
+        #: The modalities that agree with the interactions (excess AUC over chance, see
+        #: :func:`~dreamgeo.graph.agreeing_modalities`), or None when the weights are fixed
+        self.agreeing: dict[str, float] | None = None
         if modal_weights is None and config["modal_weighting"] == "agreement":
             self.agreement = modality_agreement(
                 {m: data[ITEM][feature_key(m)] for m in modality_names(data)},
@@ -243,8 +250,9 @@ class ModalLine(torch.nn.Module):
             )
             # the anchors are interactions: a sample larger than the training set
             # repeats them, so the standard error is over at most that many
-            edges = data[INTERACTS].edge_index.size(1)
-            modal_weights = agreement_weights(self.agreement, min(AGREEMENT_SAMPLES, edges))
+            samples = min(AGREEMENT_SAMPLES, data[INTERACTS].edge_index.size(1))
+            self.agreeing = agreeing_modalities(self.agreement, samples)
+            modal_weights = agreement_weights(self.agreement, samples)
             log.info(
                 "DREAM: modality agreement (AUC) %s, weights %s", self.agreement, modal_weights
             )
