@@ -231,7 +231,7 @@ def test_unseen_negatives_exclude_the_training_interactions(setup):
     _, distinct_parts = distinct.loss(users, pos, neg)
     rep = unseen.representations()
     reference = BMALoss(0.2, 0.05, 0.0, negatives="unseen")
-    reference.exclude_interactions(edges, data["user"].num_nodes, data["item"].num_nodes)
+    reference.set_interactions(edges, data["user"].num_nodes, data["item"].num_nodes)
     want = reference.parts(
         rep.user_behavior[users],
         rep.item_behavior[pos],

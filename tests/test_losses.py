@@ -295,7 +295,7 @@ def test_bma_unseen_negatives_against_loop(direction):
     bma = BMALoss(
         tau=0.3, intra_weight=0.02, inter_weight=0.05, direction=direction, negatives="unseen"
     )
-    bma.exclude_interactions(train, num_users=4, num_items=9)
+    bma.set_interactions(train, num_users=4, num_items=9)
     loss = bma(ub, ib, um, im, users, items)
     n = [t.detach().numpy() for t in (ub, ib, um, im)]
     u, i = users.numpy(), items.numpy()
@@ -359,11 +359,55 @@ def test_bma_unseen_equals_distinct_without_known_pairs():
     ib, im = _rows_by_id(items, 3, gen), _rows_by_id(items, 3, gen)
     unseen = BMALoss(negatives="unseen", direction="both")
     # the only training pairs are the batch's own (one repeated): nothing to exclude
-    unseen.exclude_interactions(torch.stack([users, items]), num_users=3, num_items=6)
+    unseen.set_interactions(torch.stack([users, items]), num_users=3, num_items=6)
     distinct = BMALoss(negatives="distinct", direction="both")
     torch.testing.assert_close(
         unseen(ub, ib, um, im, users, items), distinct(ub, ib, um, im, users, items)
     )
+
+
+def test_bma_logq_correction_against_hand_computation():
+    gen = torch.Generator().manual_seed(7)
+    train = torch.tensor([[0, 0, 1, 1, 1, 2, 3, 3], [4, 5, 4, 6, 7, 4, 5, 4]])
+    users, items = train[:, [0, 2, 3, 5, 6, 7]]
+    ub, um = _rows_by_id(users, 3, gen), _rows_by_id(users, 3, gen)
+    ib, im = _rows_by_id(items, 3, gen), _rows_by_id(items, 3, gen)
+    bma = BMALoss(tau=0.5, intra_weight=1.0, inter_weight=1.0, negatives="distinct", logq=True)
+    bma.set_interactions(train, num_users=4, num_items=8)
+    got = bma.parts(ub, ib, um, im, users, items)
+    b = len(users)
+    # training shares: users 2/8, 3/8, 1/8, 2/8; items 4 (4/8), 5 (2/8), 6, 7 (1/8 each)
+    user_share = {0: 2 / 8, 1: 3 / 8, 2: 1 / 8, 3: 2 / 8}
+    item_share = {4: 4 / 8, 5: 2 / 8, 6: 1 / 8, 7: 1 / 8}
+
+    def term(a, p, p_ids, share):
+        a = a.detach().numpy() / np.linalg.norm(a.detach().numpy(), axis=1, keepdims=True)
+        p = p.detach().numpy() / np.linalg.norm(p.detach().numpy(), axis=1, keepdims=True)
+        firsts = {}
+        for j, value in enumerate(p_ids.tolist()):
+            firsts.setdefault(value, j)
+        total = 0.0
+        for k in range(b):
+            # logit - log q, q = 1 - (1 - share)^B the chance that a batch holds the id
+            logits = {
+                v: float(a[k] @ p[j]) / 0.5 - math.log(1 - (1 - share[v]) ** b)
+                for v, j in firsts.items()
+            }
+            own = int(p_ids[k])
+            total += -logits[own] + math.log(sum(math.exp(x) for x in logits.values()))
+        return total / b
+
+    want = (
+        term(ub, ib, items, item_share),
+        term(um, im, items, item_share),
+        term(ub, um, users, user_share),
+        term(ib, im, items, item_share),
+    )
+    for value, expected in zip(got, want):
+        assert value.item() == pytest.approx(expected, rel=1e-5)
+    # the correction changes the loss (popular ids are sampled more often)
+    plain = BMALoss(tau=0.5, intra_weight=1.0, inter_weight=1.0, negatives="distinct")
+    assert plain.parts(ub, ib, um, im, users, items).bia.item() != pytest.approx(want[0])
 
 
 def test_bma_bad_input():
@@ -380,10 +424,16 @@ def test_bma_bad_input():
         BMALoss(negatives="distinct")(x, x, x, x)
     with pytest.raises(ValueError, match=r"items must be \[B\]"):
         BMALoss(negatives="distinct")(x, x, x, x, torch.arange(4), torch.arange(3))
-    with pytest.raises(ValueError, match="call exclude_interactions"):
+    with pytest.raises(ValueError, match="call set_interactions"):
         BMALoss(negatives="unseen")(x, x, x, x, torch.arange(4), torch.arange(4))
     with pytest.raises(ValueError, match=r"edge_index must be \[2, E\]"):
-        BMALoss(negatives="unseen").exclude_interactions(torch.arange(4), 4, 4)
+        BMALoss(negatives="unseen").set_interactions(torch.arange(4), 4, 4)
+    with pytest.raises(ValueError, match="logq needs negatives"):
+        BMALoss(logq=True)
+    with pytest.raises(ValueError, match="call set_interactions"):
+        BMALoss(negatives="distinct", logq=True)(x, x, x, x, torch.arange(4), torch.arange(4))
+    with pytest.raises(ValueError, match=r"bias must be \[C\]"):
+        info_nce(x, x, bias=torch.zeros(3))
     with pytest.raises(ValueError, match="exclude must be a boolean"):
         info_nce(x, x, target=torch.arange(4), exclude=torch.zeros(4, 3, dtype=torch.bool))
 
@@ -515,3 +565,23 @@ def test_dynamic_negatives_pick_the_hardest_non_interacted_candidate():
         DynamicNegativeSampling(edges, 2, 4, num_candidates=0)
     with pytest.raises(ValueError, match=r"edge_index must have shape \[2, E\]"):
         DynamicNegativeSampling(edges[0], 2, 4)
+
+
+def test_info_nce_bias_and_exclude_gradients_match_autograd():
+    gen = torch.Generator().manual_seed(8)
+    a = torch.randn(5, 4, generator=gen, requires_grad=True)
+    c = torch.randn(6, 4, generator=gen, requires_grad=True)
+    target = torch.tensor([0, 2, 2, 5, 1])
+    bias = torch.randn(6, generator=gen)
+    exclude = torch.zeros(5, 6, dtype=torch.bool)
+    exclude[0, 3] = exclude[3, 0] = exclude[4, 2] = True
+    loss = info_nce(a, c, 0.3, target=target, exclude=exclude, bias=bias)
+    loss.backward()
+    got = a.grad.clone(), c.grad.clone()
+    a.grad = c.grad = None
+    logits = F.normalize(a, dim=-1) @ F.normalize(c, dim=-1).t() / 0.3 + bias
+    ref = F.cross_entropy(logits.masked_fill(exclude, float("-inf")), target)
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
+    torch.testing.assert_close(got[0], a.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(got[1], c.grad, rtol=1e-5, atol=1e-7)

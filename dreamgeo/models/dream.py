@@ -315,8 +315,8 @@ class DREAM(Recommender):
         softmax = values["rec_loss"] == "softmax"
         self.softmax = SampledSoftmaxLoss(values["rec_tau"]) if softmax else None
         self.bma = BMALoss.from_options(values)
-        if self.bma is not None and self.bma.negatives == "unseen":
-            self.bma.exclude_interactions(edges, *size)
+        if self.bma is not None and self.bma.needs_interactions:
+            self.bma.set_interactions(edges, *size)
         modal = self.modal_line
         raw = [data[ITEM][feature_key(m)].float() for m in modal.modalities]
         self.s3 = S3Regularizer.from_options(

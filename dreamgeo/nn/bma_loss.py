@@ -31,8 +31,11 @@ class _ScaledInfoNCE(torch.autograd.Function):
         candidates: Tensor,
         target: Tensor | None,
         exclude: Tensor | None,
+        bias: Tensor | None,
     ) -> Tensor:
         logits = scaled_anchor @ candidates.t()
+        if bias is not None:  # a constant per candidate: the backward is unchanged
+            logits += bias
         if exclude is not None:  # excluded candidates get probability 0, hence no gradient
             logits.masked_fill_(exclude, float("-inf"))
         log_probs = torch.log_softmax(logits, dim=-1)
@@ -60,7 +63,7 @@ class _ScaledInfoNCE(torch.autograd.Function):
             else:
                 grad_candidates.index_add_(0, target, scaled_anchor, alpha=-1.0)
             grad_candidates *= scale
-        return grad_anchor, grad_candidates, None, None
+        return grad_anchor, grad_candidates, None, None, None
 
 
 def info_nce(
@@ -70,6 +73,7 @@ def info_nce(
     normalize: bool = True,
     target: Tensor | None = None,
     exclude: Tensor | None = None,
+    bias: Tensor | None = None,
 ) -> Tensor:
     r"""InfoNCE on L2-normalized rows, averaged over the batch: with in-batch negatives
     (the default)
@@ -106,6 +110,10 @@ def info_nce(
             negatives of an anchor (known positives of it, e.g. a user's other training
             items): they leave the denominator. Never an anchor's own positive.
             (default: :obj:`None`, every other candidate is a negative)
+        bias (torch.Tensor, optional): A constant ``[C]`` added to every anchor's logit
+            of each candidate (after the temperature), e.g. the sampling-bias correction
+            :math:`-\log q_j` of candidates drawn with probability :math:`q_j`.
+            (default: :obj:`None`)
 
     Shapes:
         - **output:** scalar
@@ -138,7 +146,11 @@ def info_nce(
         anchor, positive = F.normalize(anchor, dim=-1), F.normalize(positive, dim=-1)
     if target is not None:
         target = target.long()
-    return _ScaledInfoNCE.apply(anchor / tau, positive, target, exclude)
+    if bias is not None and bias.shape != (positive.size(0),):
+        raise ValueError(
+            f"info_nce: bias must be [C] = [{positive.size(0)}], got {tuple(bias.shape)}"
+        )
+    return _ScaledInfoNCE.apply(anchor / tau, positive, target, exclude, bias)
 
 
 def _distinct_slots(ids: Tensor, num_rows: int, name: str = "ids") -> tuple[Tensor, Tensor]:
@@ -232,7 +244,7 @@ class BMALoss(torch.nn.Module):
     of in-batch sampling) and a popular item is not counted once per repeat.
     With ``negatives="unseen"`` the user–item (Intra) terms also drop the candidates
     that are known positives of the row: the items its user interacted with in training
-    (set once by :meth:`exclude_interactions`) and, in the reverse direction, the users
+    (set once by :meth:`set_interactions`) and, in the reverse direction, the users
     who interacted with its item. With InfoNCE as in :func:`info_nce`:
 
     .. math::
@@ -274,7 +286,7 @@ class BMALoss(torch.nn.Module):
         negatives (str, optional): ``"batch"`` (every other row, the paper),
             ``"distinct"`` (each other distinct id once; :meth:`forward` then takes the
             rows' ``users`` and ``items``) or ``"unseen"`` (``"distinct"`` without the
-            known positives, see above; needs :meth:`exclude_interactions`). The
+            known positives, see above; needs :meth:`set_interactions`). The
             constructor keeps the paper's ``"batch"``, which needs no ids; the declared
             default that DREAM reads (:attr:`HPARAMS`, ``bma_negatives``) is
             ``"distinct"``.
@@ -375,6 +387,18 @@ class BMALoss(torch.nn.Module):
                 "robustness table, inside every spread, at up to 25 % more step time, so it "
                 "is an option",
             ),
+            HParam(
+                "bma_logq",
+                bool,
+                False,
+                "correct BMA's InfoNCE logits for how the batch samples its candidates: "
+                "-log q_j, q_j the chance that a batch holds user or item j (beyond the paper)",
+                details="in-batch candidates are drawn by popularity, so an uncorrected "
+                "InfoNCE learns :math:`\\log p(i \\mid u) - \\log q_i` (popular items "
+                "pushed down) rather than :math:`p(i \\mid u)`; the logQ correction of "
+                "Yi et al. (RecSys 2019) with :math:`q_j = 1 - (1 - p_j)^B`, :math:`p_j` "
+                "the training share of :math:`j`; needs distinct or unseen negatives",
+            ),
         ]
     )
 
@@ -387,8 +411,12 @@ class BMALoss(torch.nn.Module):
         normalize: bool = True,
         decay: float = 1.0,
         negatives: str = "batch",
+        logq: bool = False,
     ):
         super().__init__()
+        if logq and negatives == "batch":
+            raise ValueError("BMALoss: logq needs negatives='distinct' or 'unseen'")
+        self.logq = logq
         if negatives not in self.NEGATIVES:
             raise ValueError(
                 f"BMALoss: negatives must be one of {self.NEGATIVES}, got {negatives!r}"
@@ -417,21 +445,31 @@ class BMALoss(torch.nn.Module):
         self.last_parts: BMAParts | None = None
         self.num_users: int | None = None
         self.num_items: int | None = None
-        for name in ("user_rowptr", "user_items", "item_rowptr", "item_users"):
+        buffers = ("user_rowptr", "user_items", "item_rowptr", "item_users")
+        for name in (*buffers, "user_popularity", "item_popularity"):
             self.register_buffer(name, None, persistent=False)
 
-    def exclude_interactions(self, edge_index: Tensor, num_users: int, num_items: int) -> None:
-        r"""Sets the training interactions ``[2, E]`` (row 0 users) whose pairs are no
-        negatives of each other with ``negatives="unseen"``."""
+    @property
+    def needs_interactions(self) -> bool:
+        r"""Whether :meth:`set_interactions` must be called before training."""
+        return self.negatives == "unseen" or self.logq
+
+    def set_interactions(self, edge_index: Tensor, num_users: int, num_items: int) -> None:
+        r"""Sets the training interactions ``[2, E]`` (row 0 users): their pairs are no
+        negatives of each other with ``negatives="unseen"``, and their degrees give the
+        sampling probabilities of ``logq``."""
         if edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError(
-                f"BMALoss.exclude_interactions: edge_index must be [2, E], got "
+                f"BMALoss.set_interactions: edge_index must be [2, E], got "
                 f"{tuple(edge_index.shape)}"
             )
         users, items = edge_index.long()
         self.num_users, self.num_items = num_users, num_items
         self.user_rowptr, self.user_items = _interaction_csr(users, items, num_users)
         self.item_rowptr, self.item_users = _interaction_csr(items, users, num_items)
+        total = max(users.numel(), 1)
+        self.user_popularity = torch.bincount(users, minlength=num_users).double() / total
+        self.item_popularity = torch.bincount(items, minlength=num_items).double() / total
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> BMALoss | None:
@@ -448,6 +486,7 @@ class BMALoss(torch.nn.Module):
             normalize=config["bma_similarity"] == "cosine",
             decay=config["bma_decay"],
             negatives=config["bma_negatives"],
+            logq=config["bma_logq"],
         )
 
     def start_epoch(self, epoch: int) -> None:
@@ -486,8 +525,8 @@ class BMALoss(torch.nn.Module):
                     f"BMALoss: negatives={self.negatives!r} needs the batch's users and "
                     "items ([B] ids of the rows)"
                 )
-            user_slots = _distinct_slots(users, shape[0], "users")
-            item_slots = _distinct_slots(items, shape[0], "items")
+            user_slots = self._candidates(users, shape[0], "users", self.user_popularity)
+            item_slots = self._candidates(items, shape[0], "items", self.item_popularity)
             if self.negatives == "unseen" and self.intra_weight > 0:
                 seen_items, seen_users = self._seen(users, items, user_slots, item_slots)
         zero = user_behavior.new_zeros(())
@@ -501,12 +540,31 @@ class BMALoss(torch.nn.Module):
             inter_item = self._term(item_behavior, item_modal, item_slots, item_slots)
         return BMAParts(bia, mia, inter_user, inter_item)
 
+    def _candidates(
+        self, ids: Tensor, num_rows: int, name: str, popularity: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        r"""The distinct ids as candidates: first row, each row's slot and, with
+        ``logq``, the correction :math:`-\log q_j` of each candidate, :math:`q_j = 1 -
+        (1 - p_j)^B` the probability that a batch of :math:`B` interactions drawn
+        uniformly holds id :math:`j` (training share :math:`p_j`)."""
+        first, slot = _distinct_slots(ids, num_rows, name)
+        if not self.logq:
+            return first, slot, None
+        if popularity is None:
+            raise ValueError(
+                "BMALoss: logq needs the training interactions; call "
+                "set_interactions(edge_index, num_users, num_items) first"
+            )
+        p = popularity[ids[first]]
+        inclusion = -torch.expm1(num_rows * torch.log1p(-p.clamp(max=1.0 - 1e-12)))
+        return first, slot, (-torch.log(inclusion)).to(torch.get_default_dtype())
+
     def _seen(
         self,
         users: Tensor,
         items: Tensor,
-        user_slots: tuple[Tensor, Tensor],
-        item_slots: tuple[Tensor, Tensor],
+        user_slots: tuple[Tensor, Tensor, Tensor | None],
+        item_slots: tuple[Tensor, Tensor, Tensor | None],
     ) -> tuple[Tensor, Tensor | None]:
         r"""The Intra terms' exclusions under ``negatives="unseen"``: for each row the
         candidate items its user interacted with in training (``[B, C_items]``) and,
@@ -515,10 +573,10 @@ class BMALoss(torch.nn.Module):
         if self.user_rowptr is None:
             raise ValueError(
                 "BMALoss: negatives='unseen' needs the training interactions; call "
-                "exclude_interactions(edge_index, num_users, num_items) first"
+                "set_interactions(edge_index, num_users, num_items) first"
             )
         rows = torch.arange(users.numel(), device=users.device)
-        (first_item, item_target), (first_user, user_target) = item_slots, user_slots
+        (first_item, item_target, _), (first_user, user_target, _) = item_slots, user_slots
         csr = (self.user_rowptr, self.user_items)
         seen_items = _seen_mask(users, items[first_item], csr, self.num_items)
         seen_items[rows, item_target] = False
@@ -533,8 +591,8 @@ class BMALoss(torch.nn.Module):
         self,
         anchor: Tensor,
         positive: Tensor,
-        anchor_slots: tuple[Tensor, Tensor] | None,
-        positive_slots: tuple[Tensor, Tensor] | None,
+        anchor_slots: tuple[Tensor, Tensor, Tensor | None] | None,
+        positive_slots: tuple[Tensor, Tensor, Tensor | None] | None,
         exclude: Tensor | None = None,
         reverse_exclude: Tensor | None = None,
     ) -> Tensor:
@@ -548,14 +606,20 @@ class BMALoss(torch.nn.Module):
         self,
         anchor: Tensor,
         positive: Tensor,
-        slots: tuple[Tensor, Tensor] | None,
+        slots: tuple[Tensor, Tensor, Tensor | None] | None,
         exclude: Tensor | None = None,
     ) -> Tensor:
         if slots is None:
             return info_nce(anchor, positive, self.tau, self.normalize)
-        first, target = slots
+        first, target, bias = slots
         return info_nce(
-            anchor, positive[first], self.tau, self.normalize, target=target, exclude=exclude
+            anchor,
+            positive[first],
+            self.tau,
+            self.normalize,
+            target=target,
+            exclude=exclude,
+            bias=bias,
         )
 
     def forward(
