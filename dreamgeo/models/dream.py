@@ -317,12 +317,6 @@ class DREAM(Recommender):
         self.bma = BMALoss.from_options(values)
         if self.bma is not None and self.bma.needs_interactions:
             self.bma.set_interactions(edges, *size)
-        if self.bma is not None and self.bma.negatives == "neighbours":
-            self.bma.set_neighbours(
-                self.modal_line.neighbour_pairs("user"),
-                self.modal_line.neighbour_pairs("item"),
-                *size,
-            )
         modal = self.modal_line
         raw = [data[ITEM][feature_key(m)].float() for m in modal.modalities]
         self.s3 = S3Regularizer.from_options(

@@ -301,7 +301,7 @@ class BMALoss(torch.nn.Module):
     """
 
     DIRECTIONS = ("one", "both")
-    NEGATIVES = ("batch", "distinct", "unseen", "neighbours")
+    NEGATIVES = ("batch", "distinct", "unseen")
 
     HPARAMS = HParams(
         [
@@ -446,24 +446,8 @@ class BMALoss(torch.nn.Module):
         self.num_users: int | None = None
         self.num_items: int | None = None
         buffers = ("user_rowptr", "user_items", "item_rowptr", "item_users")
-        buffers += ("user_neighbour_ptr", "user_neighbours")
-        buffers += ("item_neighbour_ptr", "item_neighbours")
         for name in (*buffers, "user_popularity", "item_popularity"):
             self.register_buffer(name, None, persistent=False)
-
-    def set_neighbours(
-        self, user_edge_index: Tensor, item_edge_index: Tensor, num_users: int, num_items: int
-    ) -> None:
-        r"""Sets the user–user and item–item neighbour pairs ``[2, E_u]``, ``[2, E_i]``
-        (e.g. the relation graphs) that are no negatives of each other with
-        ``negatives="neighbours"``."""
-        self.num_users, self.num_items = num_users, num_items
-        self.user_neighbour_ptr, self.user_neighbours = _interaction_csr(
-            user_edge_index[0].long(), user_edge_index[1].long(), num_users
-        )
-        self.item_neighbour_ptr, self.item_neighbours = _interaction_csr(
-            item_edge_index[0].long(), item_edge_index[1].long(), num_items
-        )
 
     @property
     def needs_interactions(self) -> bool:
@@ -545,18 +529,6 @@ class BMALoss(torch.nn.Module):
             item_slots = self._candidates(items, shape[0], "items", self.item_popularity)
             if self.negatives == "unseen" and self.intra_weight > 0:
                 seen_items, seen_users = self._seen(users, items, user_slots, item_slots)
-        near_items = near_users = None
-        if self.negatives == "neighbours":
-            rows = torch.arange(shape[0], device=users.device)
-            first, target, _ = item_slots
-            csr = (self.item_neighbour_ptr, self.item_neighbours)
-            near_items = _seen_mask(items, items[first], csr, self.num_items)
-            near_items[rows, target] = False
-            first, target, _ = user_slots
-            csr = (self.user_neighbour_ptr, self.user_neighbours)
-            near_users = _seen_mask(users, users[first], csr, self.num_users)
-            near_users[rows, target] = False
-            seen_items, seen_users = near_items, near_users
         zero = user_behavior.new_zeros(())
         bia = mia = inter_user = inter_item = zero
         if self.intra_weight > 0:
@@ -564,12 +536,8 @@ class BMALoss(torch.nn.Module):
             bia = self._term(user_behavior, item_behavior, *slots)
             mia = self._term(user_modal, item_modal, *slots)
         if self.inter_weight > 0:
-            inter_user = self._term(
-                user_behavior, user_modal, user_slots, user_slots, near_users, near_users
-            )
-            inter_item = self._term(
-                item_behavior, item_modal, item_slots, item_slots, near_items, near_items
-            )
+            inter_user = self._term(user_behavior, user_modal, user_slots, user_slots)
+            inter_item = self._term(item_behavior, item_modal, item_slots, item_slots)
         return BMAParts(bia, mia, inter_user, inter_item)
 
     def _candidates(

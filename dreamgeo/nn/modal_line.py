@@ -318,22 +318,6 @@ class ModalLine(torch.nn.Module):
             if use_graph and use_user_graph:
                 self.user_graphs[m] = _graph_operator(data, USER, m)
 
-    def neighbour_pairs(self, node_type: str) -> Tensor:
-        r"""The union over modalities of the relation graph's pairs of
-        :obj:`node_type` (``"user"`` or ``"item"``), ``[2, E]`` (empty without graphs)."""
-        graphs = self.user_graphs if node_type == "user" else self.item_graphs
-        pairs = []
-        for graph in graphs.values():
-            matrix = graph.matrix
-            rowptr = matrix.crow_indices()
-            rows = torch.repeat_interleave(
-                torch.arange(rowptr.numel() - 1, device=rowptr.device), rowptr.diff()
-            )
-            pairs.append(torch.stack([rows, matrix.col_indices()]))
-        if not pairs:
-            return torch.empty(2, 0, dtype=torch.long)
-        return torch.unique(torch.cat(pairs, dim=1), dim=1)
-
     def reset_parameters(self):
         for encoder in self.encoders.values():
             encoder.reset_parameters()
