@@ -56,6 +56,9 @@ def data():
 
 def _build(data, seed=0, **kwargs):
     torch.manual_seed(seed)
+    # fixed weights: the random features agree with no interaction, and agreement
+    # weights would switch S3 off (tests/test_modality_agreement.py covers that rule)
+    kwargs.setdefault("modal_weighting", "fixed")
     return DREAM(copy.copy(data), knn_k=3, **kwargs)
 
 

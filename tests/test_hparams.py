@@ -99,6 +99,9 @@ def test_every_declared_model_key_reaches_the_model_by_set_config_and_tuner(tmp_
         base["knn_k"] = 3
     if param.requires is not None:  # e.g. BMA's weights matter only with the plug-in on
         base[param.requires[0]] = param.requires[1]
+    if name == "dream" and key != "modal_weighting":
+        # random features agree with no interaction: agreement weights would switch S3 off
+        base["modal_weighting"] = "fixed"
     base.update(CONTEXT.get((name, key), {}))
     if key == "knn_k":
         value = 4  # below the 20 items of the data, unlike the declared default

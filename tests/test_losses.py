@@ -405,6 +405,15 @@ def test_bma_logq_correction_against_hand_computation():
     )
     for value, expected in zip(got, want):
         assert value.item() == pytest.approx(expected, rel=1e-5)
+    # an id without training interactions counts as drawn once: the loss stays finite
+    lonely = BMALoss(negatives="distinct", logq=True)
+    lonely.set_interactions(train, num_users=6, num_items=10)
+    extra_users, extra_items = (
+        torch.cat([users, torch.tensor([5])]),
+        torch.cat([items, torch.tensor([9])]),
+    )
+    rows = [torch.cat([t, torch.randn(1, 3, generator=gen)]) for t in (ub, ib, um, im)]
+    assert torch.isfinite(lonely(*rows, extra_users, extra_items))
     # the correction changes the loss (popular ids are sampled more often)
     plain = BMALoss(tau=0.5, intra_weight=1.0, inter_weight=1.0, negatives="distinct")
     assert plain.parts(ub, ib, um, im, users, items).bia.item() != pytest.approx(want[0])

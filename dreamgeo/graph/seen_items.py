@@ -60,13 +60,23 @@ class SeenItems:
             self._on[device] = (self.rowptr.to(device), self.col.to(device))
         return self._on[device]
 
+    def pairs(self, users: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The seen items of ``users`` ``[B]`` as ``(position in users, item)`` pairs,
+        on the device of :obj:`users`.
+
+        Shapes:
+            - **output:** two ``[nnz(users)]`` tensors
+        """
+        rowptr, col = self._state(users.device)
+        local_row, entry = csr_rows(rowptr, users)
+        return local_row, col[entry]
+
     def mask_(self, users: Tensor, scores: Tensor) -> Tensor:
         r"""Sets the scores ``[B, N]`` of each row's seen items to :math:`-\infty`, in
         place, and returns them; row :math:`b` belongs to user ``users[b]``."""
-        rowptr, col = self._state(scores.device)
-        local_row, entry = csr_rows(rowptr, users.to(scores.device))
+        local_row, item = self.pairs(users.to(scores.device))
         minus_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
-        return scores.index_put_((local_row, col[entry]), minus_inf)
+        return scores.index_put_((local_row, item), minus_inf)
 
     def top_k(self, users: Tensor, scores: Tensor, k: int) -> Tensor:
         r"""The ``k`` best unseen items ``[B, k]`` of each row of ``scores`` (masked in

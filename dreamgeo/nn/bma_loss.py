@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dreamgeo.graph.seen_items import SeenItems
 from dreamgeo.hparams import HParam, HParams
 
 __all__ = ["BMALoss", "BMAParts", "info_nce"]
@@ -35,7 +36,7 @@ class _ScaledInfoNCE(torch.autograd.Function):
     ) -> Tensor:
         logits = scaled_anchor @ candidates.t()
         if bias is not None:  # a constant per candidate: the backward is unchanged
-            logits += bias
+            logits += bias.to(logits.dtype)
         if exclude is not None:  # excluded candidates get probability 0, hence no gradient
             logits.masked_fill_(exclude, float("-inf"))
         log_probs = torch.log_softmax(logits, dim=-1)
@@ -175,37 +176,18 @@ def _distinct_slots(ids: Tensor, num_rows: int, name: str = "ids") -> tuple[Tens
     return first, slot
 
 
-def _interaction_csr(index: Tensor, neighbour: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
-    r"""The neighbours of each node as a CSR pair: ``rowptr`` ``[num_nodes + 1]`` and
-    the neighbour ids ``[E]`` sorted by node."""
-    order = torch.argsort(index, stable=True)
-    counts = torch.bincount(index, minlength=num_nodes)
-    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=index.device)
-    torch.cumsum(counts, 0, out=rowptr[1:])
-    return rowptr, neighbour[order]
-
-
-def _seen_mask(
-    anchor_ids: Tensor,
-    candidate_ids: Tensor,
-    csr: tuple[Tensor, Tensor],
-    num_candidate_nodes: int,
-) -> Tensor:
-    r"""``mask[k, c]``: candidate ``c`` (a distinct id) is a training neighbour of anchor
-    ``k`` (e.g. an item the row's user interacted with), ``[B, C]``. Costs the anchors'
-    degrees, never :math:`B \times` the number of nodes."""
-    rowptr, neighbours = csr
-    slot = torch.full((num_candidate_nodes,), -1, dtype=torch.long, device=anchor_ids.device)
-    slot[candidate_ids] = torch.arange(candidate_ids.numel(), device=anchor_ids.device)
-    start, count = rowptr[anchor_ids], rowptr[anchor_ids + 1] - rowptr[anchor_ids]
-    rows = torch.repeat_interleave(torch.arange(anchor_ids.numel(), device=start.device), count)
-    begin = torch.repeat_interleave(start - (torch.cumsum(count, 0) - count), count)
-    neighbour_slot = slot[neighbours[begin + torch.arange(rows.numel(), device=start.device)]]
-    kept = neighbour_slot >= 0
-    mask = torch.zeros(
-        anchor_ids.numel(), candidate_ids.numel(), dtype=torch.bool, device=anchor_ids.device
-    )
-    mask[rows[kept], neighbour_slot[kept]] = True
+def _known_mask(anchor_ids: Tensor, candidate_ids: Tensor, known: SeenItems) -> Tensor:
+    r"""``mask[k, c]``: candidate ``c`` (a distinct id) is a known positive of anchor
+    ``k`` (e.g. an item the row's user interacted with in training), ``[B, C]``. Costs
+    the anchors' degrees, never :math:`B \times` the number of nodes."""
+    device = anchor_ids.device
+    slot = torch.full((known.num_items,), -1, dtype=torch.long, device=device)
+    slot[candidate_ids] = torch.arange(candidate_ids.numel(), device=device)
+    rows, neighbours = known.pairs(anchor_ids)
+    candidate = slot[neighbours]
+    kept = candidate >= 0
+    mask = torch.zeros(anchor_ids.numel(), candidate_ids.numel(), dtype=torch.bool, device=device)
+    mask[rows[kept], candidate[kept]] = True
     return mask
 
 
@@ -414,13 +396,13 @@ class BMALoss(torch.nn.Module):
         logq: bool = False,
     ):
         super().__init__()
-        if logq and negatives == "batch":
-            raise ValueError("BMALoss: logq needs negatives='distinct' or 'unseen'")
-        self.logq = logq
         if negatives not in self.NEGATIVES:
             raise ValueError(
                 f"BMALoss: negatives must be one of {self.NEGATIVES}, got {negatives!r}"
             )
+        if logq and negatives == "batch":
+            raise ValueError("BMALoss: logq needs negatives='distinct' or 'unseen'")
+        self.logq = logq
         self.negatives = negatives
         if direction not in self.DIRECTIONS:
             raise ValueError(
@@ -443,10 +425,10 @@ class BMALoss(torch.nn.Module):
         self.decay = decay
         self.scale = 1.0  # decay^(t-1), set by start_epoch
         self.last_parts: BMAParts | None = None
-        self.num_users: int | None = None
-        self.num_items: int | None = None
-        buffers = ("user_rowptr", "user_items", "item_rowptr", "item_users")
-        for name in (*buffers, "user_popularity", "item_popularity"):
+        # each user's training items and each item's users, with negatives="unseen"
+        self.user_items: SeenItems | None = None
+        self.item_users: SeenItems | None = None
+        for name in ("user_popularity", "item_popularity"):
             self.register_buffer(name, None, persistent=False)
 
     @property
@@ -464,12 +446,15 @@ class BMALoss(torch.nn.Module):
                 f"{tuple(edge_index.shape)}"
             )
         users, items = edge_index.long()
-        self.num_users, self.num_items = num_users, num_items
-        self.user_rowptr, self.user_items = _interaction_csr(users, items, num_users)
-        self.item_rowptr, self.item_users = _interaction_csr(items, users, num_items)
+        self.user_items = SeenItems(edge_index, num_users, num_items)
+        self.item_users = SeenItems(edge_index.flip(0), num_items, num_users)
+        # an id in a batch was drawn at least once: a floor of one interaction keeps
+        # -log q finite for ids without training interactions (e.g. a caller's own pairs)
         total = max(users.numel(), 1)
-        self.user_popularity = torch.bincount(users, minlength=num_users).double() / total
-        self.item_popularity = torch.bincount(items, minlength=num_items).double() / total
+        user_count = torch.bincount(users, minlength=num_users).clamp(min=1)
+        item_count = torch.bincount(items, minlength=num_items).clamp(min=1)
+        self.user_popularity = user_count.double() / total
+        self.item_popularity = item_count.double() / total
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> BMALoss | None:
@@ -557,7 +542,7 @@ class BMALoss(torch.nn.Module):
             )
         p = popularity[ids[first]]
         inclusion = -torch.expm1(num_rows * torch.log1p(-p.clamp(max=1.0 - 1e-12)))
-        return first, slot, (-torch.log(inclusion)).to(torch.get_default_dtype())
+        return first, slot, -torch.log(inclusion)
 
     def _seen(
         self,
@@ -570,20 +555,18 @@ class BMALoss(torch.nn.Module):
         candidate items its user interacted with in training (``[B, C_items]``) and,
         with ``direction="both"``, the candidate users who interacted with its item;
         never the row's own positive."""
-        if self.user_rowptr is None:
+        if self.user_items is None or self.item_users is None:
             raise ValueError(
                 "BMALoss: negatives='unseen' needs the training interactions; call "
                 "set_interactions(edge_index, num_users, num_items) first"
             )
         rows = torch.arange(users.numel(), device=users.device)
         (first_item, item_target, _), (first_user, user_target, _) = item_slots, user_slots
-        csr = (self.user_rowptr, self.user_items)
-        seen_items = _seen_mask(users, items[first_item], csr, self.num_items)
+        seen_items = _known_mask(users, items[first_item], self.user_items)
         seen_items[rows, item_target] = False
         seen_users = None
         if self.direction == "both":
-            csr = (self.item_rowptr, self.item_users)
-            seen_users = _seen_mask(items, users[first_user], csr, self.num_users)
+            seen_users = _known_mask(items, users[first_user], self.item_users)
             seen_users[rows, user_target] = False
         return seen_items, seen_users
 
